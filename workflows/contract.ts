@@ -1,0 +1,206 @@
+// The one definition of every name the guard shares with the outside: signals, queries, updates,
+// search-attribute keys, inputs, outcomes, the workflow id. The client, the webhook and the worker
+// import this module, never the workflow body. It must stay free of Node built-ins and I/O because
+// the workflow bundle includes it.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const DEFAULT_TASK_QUEUE = 'rbm-guard';
+export const WORKFLOW_TYPE = 'rbmGuard';
+
+/** Every guard's id: one per (agent, message), so registration and events meet whichever comes first. */
+export function guardWorkflowId(agentId: string, messageId: string): string {
+  return `rbm-guard/${agentId}/${messageId}`;
+}
+
+/** States a guard passes through. Terminal states are also outcomes. */
+export const PENDING_STATES = [
+  'AWAITING_TRACK', // started by an RBM event before the backend tracked the message
+  'SENDING', // the guard sends the RBM message itself
+  'AWAITING_DELIVERY',
+  'REVOKING',
+  'CONFIRMING_DELIVERY', // revoke said 404 (already delivered): wait the grace for the DELIVERED event
+  'RECHECK', // revoke outcome unknown: wait the grace for a late DELIVERED, then revoke again
+  'FALLBACK',
+] as const;
+
+export const OUTCOMES = [
+  'DELIVERED',
+  'DELIVERED_UNCONFIRMED', // revoke said 404 but no DELIVERED event came within the grace
+  'FALLBACK_SENT',
+  'FALLBACK_FAILED', // the SMS provider refused or stayed down past the retry budget: alert on it
+  'DOUBLE_DELIVERY', // DELIVERED arrived after the SMS was accepted: the platform's race, recorded
+  'REVOKED', // revoked, and the message had no fallback
+  'UNRESOLVED', // revoke rounds spent, outcome unknown, and the policy said not to fall back
+  'CANCELLED',
+  'REVOKE_ERROR', // RBM refused the revoke as a config error (400/401/403)
+  'SEND_ERROR', // RBM refused the send as a config error (400/401/403)
+  'ORPHANED', // an event arrived for a message that was never tracked
+] as const;
+
+export type PendingState = (typeof PENDING_STATES)[number];
+export type Outcome = (typeof OUTCOMES)[number];
+export type GuardState = PendingState | Outcome;
+
+export function isOutcome(state: GuardState): state is Outcome {
+  return (OUTCOMES as readonly string[]).includes(state);
+}
+
+/** RBM's own event types that change a guard. Each is a signal of the same name. */
+export const GUARD_EVENT_TYPES = [
+  'DELIVERED',
+  'READ',
+  'TTL_EXPIRATION_REVOKED',
+  'TTL_EXPIRATION_REVOKE_FAILED',
+] as const;
+export type GuardEventType = (typeof GUARD_EVENT_TYPES)[number];
+
+export function isGuardEventType(value: unknown): value is GuardEventType {
+  return typeof value === 'string' && (GUARD_EVENT_TYPES as readonly string[]).includes(value);
+}
+
+export interface RbmEventSignal {
+  /** RBM's eventId: duplicates of one event have one effect. */
+  eventId: string;
+  /** When RBM says the event happened (RFC 3339), if it said. */
+  sendTime?: string;
+}
+
+export const MESSAGE_TRAFFIC_TYPES = [
+  'AUTHENTICATION',
+  'TRANSACTION',
+  'PROMOTION',
+  'SERVICEREQUEST',
+  'ACKNOWLEDGEMENT',
+] as const;
+export type MessageTrafficType = (typeof MESSAGE_TRAFFIC_TYPES)[number];
+
+export const FALLBACK_CHANNELS = ['sms'] as const;
+export type FallbackChannel = (typeof FALLBACK_CHANNELS)[number];
+
+export const ON_UNKNOWN = ['fallback', 'no-fallback'] as const;
+export type OnUnknown = (typeof ON_UNKNOWN)[number];
+
+export interface GuardPolicy {
+  /** How long to wait for a late DELIVERED after an ambiguous revoke or a 404. */
+  graceMs: number;
+  /** Revoke rounds (each with its own bounded retries) before the outcome counts as unknown. */
+  maxRevokeRounds: number;
+  /** Attempts per revoke round (429/5xx/network/timeout are retried with backoff). */
+  revokeAttempts: number;
+  /** Attempts for the fallback send before FALLBACK_FAILED. */
+  fallbackAttempts: number;
+  /** What to do when revoke rounds are spent and delivery is still unknown. */
+  onUnknown: OnUnknown;
+  /** How long the guard stays open after its decision to hear a DELIVERED (double delivery). */
+  lingerMs: number;
+}
+
+/** A tracked message, as the client validated it. Times are absolute ISO-8601 strings. */
+export interface TrackedMessage {
+  agentId: string;
+  messageId: string;
+  /** E.164; lives only in encrypted payloads, never in search attributes or logs. */
+  phone: string;
+  staleAt: string;
+  trafficType: MessageTrafficType;
+  fallback: { channel: FallbackChannel; text: string } | null;
+  /** When set, the guard sends the RBM text message itself (same messageId on every retry). */
+  send: { text: string } | null;
+  policy: GuardPolicy;
+}
+
+/** Workflow input. A guard started by an early webhook event knows only the ids. */
+export interface GuardInput {
+  agentId: string;
+  messageId: string;
+  message?: TrackedMessage;
+  /** For a guard started by an event: how long to wait for the backend's track. */
+  orphanAfterMs?: number;
+}
+
+export interface TimelineEntry {
+  at: string;
+  state: GuardState;
+  event: string;
+  reason: string;
+}
+
+export interface GuardStatus {
+  workflowId: string;
+  agentId: string;
+  messageId: string;
+  state: GuardState;
+  outcome: Outcome | null;
+  staleAt: string | null;
+  revokeRounds: number;
+  timeline: TimelineEntry[];
+}
+
+export interface CancelRequest {
+  reason?: string;
+}
+export interface ExtendRequest {
+  staleAt: string;
+}
+
+export const trackSignal = defineSignal<[TrackedMessage]>('track');
+export const eventSignals: Record<GuardEventType, ReturnType<typeof defineSignal<[RbmEventSignal]>>> = {
+  DELIVERED: defineSignal<[RbmEventSignal]>('DELIVERED'),
+  READ: defineSignal<[RbmEventSignal]>('READ'),
+  TTL_EXPIRATION_REVOKED: defineSignal<[RbmEventSignal]>('TTL_EXPIRATION_REVOKED'),
+  TTL_EXPIRATION_REVOKE_FAILED: defineSignal<[RbmEventSignal]>('TTL_EXPIRATION_REVOKE_FAILED'),
+};
+export const statusQuery = defineQuery<GuardStatus>('status');
+export const cancelUpdate = defineUpdate<GuardStatus, [CancelRequest]>('cancel');
+export const extendUpdate = defineUpdate<GuardStatus, [ExtendRequest]>('extend');
+
+/** Search attributes: state, outcome, agent and deadline only — never a phone number or text. */
+export const SA = {
+  state: defineSearchAttributeKey('RbmState', SearchAttributeType.KEYWORD),
+  outcome: defineSearchAttributeKey('RbmOutcome', SearchAttributeType.KEYWORD),
+  agentId: defineSearchAttributeKey('RbmAgentId', SearchAttributeType.KEYWORD),
+  staleAt: defineSearchAttributeKey('RbmStaleAt', SearchAttributeType.DATETIME),
+} as const;
+export const SEARCH_ATTRIBUTE_KEYS = Object.values(SA);
+
+/** Error types thrown by activities; the workflow's retry policies name the permanent ones. */
+export const ERROR_TYPES = {
+  rbmConfig: 'RbmConfigError', // 400/401/403: retrying cannot help
+  rbmRetryable: 'RbmRetryableError', // 429/5xx/network/timeout
+  rbmNoRcs: 'RbmNoRcsError', // send answered 404: the device has no RCS or the agent isn't launched there
+  fallbackPermanent: 'FallbackPermanentError', // the provider refused the message itself (4xx)
+  fallbackRetryable: 'FallbackRetryableError',
+} as const;
+
+/** What the activities do, as the workflow sees them (the workflow imports this type only). */
+export interface GuardActivities {
+  sendRbmMessage(input: RbmSendInput): Promise<void>;
+  /** Resolves REVOKED (200) or ALREADY_DELIVERED (404); throws a typed ApplicationFailure otherwise. */
+  revoke(input: RbmMessageRef): Promise<RevokeResult>;
+  /** Sends the fallback once per idempotency key; resolves with the provider's id. */
+  sendFallback(input: FallbackInput): Promise<FallbackReceipt>;
+}
+
+export interface RbmMessageRef {
+  agentId: string;
+  messageId: string;
+  phone: string;
+}
+export interface RbmSendInput extends RbmMessageRef {
+  text: string;
+  trafficType: MessageTrafficType;
+  /** RFC 3339: the platform's own TTL as a second line of defence. */
+  expireTime?: string;
+}
+export type RevokeResult = 'REVOKED' | 'ALREADY_DELIVERED';
+export interface FallbackInput {
+  idempotencyKey: string;
+  channel: FallbackChannel;
+  phone: string;
+  text: string;
+}
+export interface FallbackReceipt {
+  provider: string;
+  providerMessageId: string;
+}
