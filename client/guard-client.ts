@@ -1,0 +1,164 @@
+// The library backend services call when they send an RBM message: track it, ask how it went,
+// cancel or move its deadline, list guards. Input is validated before anything reaches Temporal.
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
+import { z } from 'zod';
+import {
+  cancelUpdate,
+  extendUpdate,
+  guardWorkflowId,
+  OUTCOMES,
+  PENDING_STATES,
+  SA,
+  statusQuery,
+  trackSignal,
+  WORKFLOW_TYPE,
+  type GuardInput,
+  type GuardState,
+  type GuardStatus,
+  type Outcome,
+} from '../workflows/contract.ts';
+import type { rbmGuard } from '../workflows/guard.ts';
+import { parseTrackInput, ValidationError, type TrackInput } from './track-input.ts';
+
+export interface TrackResult {
+  workflowId: string;
+  /** The guard's run: the same run however often the message is tracked while it is open. */
+  runId: string | null;
+  /** The guard for this message already ended; nothing new was started. */
+  alreadyClosed: boolean;
+}
+
+export interface GuardSummary {
+  workflowId: string;
+  state: GuardState | null;
+  outcome: Outcome | null;
+  agentId: string | null;
+  staleAt: string | null;
+  startTime: string;
+  closeTime: string | null;
+}
+
+const ALL_STATES = [...PENDING_STATES, ...OUTCOMES] as const;
+const listFilterSchema = z
+  .object({
+    state: z.enum(ALL_STATES).optional(),
+    outcome: z.enum(OUTCOMES).optional(),
+    agentId: z.string().regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only').optional(),
+    startedBefore: z.date().optional(),
+    open: z.boolean().optional(),
+    limit: z.number().int().positive().max(100_000).default(100),
+  })
+  .strict();
+export type ListFilter = z.input<typeof listFilterSchema>;
+
+const workflowIdSchema = z.string().regex(/^rbm-guard\/[^/\s]+\/\S+$/, 'a guard id looks like rbm-guard/<agentId>/<messageId>');
+
+export class GuardClient {
+  constructor(
+    private readonly client: Client,
+    private readonly taskQueue: string,
+  ) {}
+
+  /** Starts the guard for a sent message, or finds the one already guarding it. */
+  async track(input: TrackInput): Promise<TrackResult> {
+    const message = parseTrackInput(input);
+    const workflowId = guardWorkflowId(message.agentId, message.messageId);
+    const guardInput: GuardInput = { agentId: message.agentId, messageId: message.messageId, message };
+    try {
+      // Signal-with-start: if an early RBM event already started this guard, the track signal
+      // hands it the message; otherwise the guard starts tracked.
+      const handle = await this.client.workflow.signalWithStart<typeof rbmGuard, [typeof message]>(WORKFLOW_TYPE, {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [guardInput],
+        signal: trackSignal,
+        signalArgs: [message],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        typedSearchAttributes: [
+          { key: SA.agentId, value: message.agentId },
+          { key: SA.state, value: 'AWAITING_DELIVERY' },
+          { key: SA.staleAt, value: new Date(message.staleAt) },
+        ],
+        staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}`,
+      });
+      return { workflowId: handle.workflowId, runId: handle.signaledRunId, alreadyClosed: false };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, runId: null, alreadyClosed: true };
+      throw err;
+    }
+  }
+
+  /** State and timeline; for a closed guard, its final status (no worker needed). */
+  async status(workflowId: string): Promise<GuardStatus> {
+    const handle = this.handle(workflowId);
+    const { status } = await handle.describe();
+    if (status.name === 'RUNNING') return handle.query(statusQuery);
+    return handle.result();
+  }
+
+  async cancel(workflowId: string, reason?: string): Promise<GuardStatus> {
+    return this.handle(workflowId).executeUpdate(cancelUpdate, { args: [{ reason }] });
+  }
+
+  async extend(workflowId: string, staleAt: Date | string): Promise<GuardStatus> {
+    const at = staleAt instanceof Date ? staleAt : new Date(staleAt);
+    if (Number.isNaN(at.getTime())) throw new ValidationError([{ field: 'staleAt', message: `not a date: ${String(staleAt)}` }]);
+    if (at.getTime() <= Date.now()) throw new ValidationError([{ field: 'staleAt', message: `${at.toISOString()} is in the past` }]);
+    return this.handle(workflowId).executeUpdate(extendUpdate, { args: [{ staleAt: at.toISOString() }] });
+  }
+
+  async list(filter: ListFilter = {}): Promise<GuardSummary[]> {
+    const f = parseOrThrow(listFilterSchema, filter);
+    const clauses = [`WorkflowType = "${WORKFLOW_TYPE}"`];
+    if (f.state) clauses.push(`${SA.state.name} = "${f.state}"`);
+    if (f.outcome) clauses.push(`${SA.outcome.name} = "${f.outcome}"`);
+    if (f.agentId) clauses.push(`${SA.agentId.name} = "${f.agentId}"`);
+    if (f.startedBefore) clauses.push(`StartTime < "${f.startedBefore.toISOString()}"`);
+    if (f.open) clauses.push(`ExecutionStatus = "Running"`);
+    const out: GuardSummary[] = [];
+    for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      const sa = wf.typedSearchAttributes;
+      out.push({
+        workflowId: wf.workflowId,
+        state: (sa.get(SA.state) as GuardState | undefined) ?? null,
+        outcome: (sa.get(SA.outcome) as Outcome | undefined) ?? null,
+        agentId: sa.get(SA.agentId) ?? null,
+        staleAt: sa.get(SA.staleAt)?.toISOString() ?? null,
+        startTime: wf.startTime.toISOString(),
+        closeTime: wf.closeTime?.toISOString() ?? null,
+      });
+      if (out.length >= f.limit) break;
+    }
+    return out;
+  }
+
+  /** Bulk cancel: every pending guard of an agent started before a moment. Returns what it cancelled. */
+  async cancelMany(filter: { agentId: string; olderThanMs: number; reason?: string }): Promise<{ cancelled: string[]; skipped: { workflowId: string; reason: string }[] }> {
+    const startedBefore = new Date(Date.now() - filter.olderThanMs);
+    const guards = await this.list({ agentId: filter.agentId, startedBefore, open: true, limit: 100_000 });
+    const cancelled: string[] = [];
+    const skipped: { workflowId: string; reason: string }[] = [];
+    for (const g of guards) {
+      try {
+        await this.cancel(g.workflowId, filter.reason ?? 'bulk cancel');
+        cancelled.push(g.workflowId);
+      } catch (err) {
+        skipped.push({ workflowId: g.workflowId, reason: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return { cancelled, skipped };
+  }
+
+  private handle(workflowId: string): WorkflowHandle<typeof rbmGuard> {
+    return this.client.workflow.getHandle<typeof rbmGuard>(parseOrThrow(workflowIdSchema, workflowId, 'workflowId'));
+  }
+}
+
+function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, field?: string): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  throw new ValidationError(
+    parsed.error.issues.map((i) => ({ field: [field, ...i.path.map(String)].filter(Boolean).join('.') || '(input)', message: i.message })),
+  );
+}

@@ -1,0 +1,127 @@
+// What a backend hands to track(): checked with a schema before anything reaches Temporal, so a
+// bad message never starts a guard and every error names its field.
+import { z } from 'zod';
+import {
+  MESSAGE_TRAFFIC_TYPES,
+  ON_UNKNOWN,
+  type GuardPolicy,
+  type MessageTrafficType,
+  type TrackedMessage,
+} from '../workflows/contract.ts';
+
+/** 10 concatenated GSM-7 segments; longer texts are refused rather than silently cut. */
+export const MAX_FALLBACK_TEXT = 1530;
+/** RBM's own limit for a text message. */
+export const MAX_RBM_TEXT = 3072;
+/** RBM's own maximum message lifetime. */
+const MAX_LIFETIME_MS = 15 * 24 * 60 * 60 * 1000;
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** '10m' → 600000. Returns undefined for anything else. */
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+}
+
+const duration = z.union([
+  z.number().int().positive(),
+  z.string().transform((s, ctx) => {
+    const ms = parseDuration(s);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: `not a duration like 90s, 10m or 2h: ${s}` });
+      return z.NEVER;
+    }
+    return ms;
+  }),
+]);
+
+const policySchema = z
+  .object({
+    graceMs: z.number().int().min(0).max(24 * 3_600_000),
+    maxRevokeRounds: z.number().int().min(1).max(10),
+    revokeAttempts: z.number().int().min(1).max(20),
+    fallbackAttempts: z.number().int().min(1).max(50),
+    onUnknown: z.enum(ON_UNKNOWN),
+    lingerMs: z.number().int().min(0).max(7 * 86_400_000),
+  })
+  .partial()
+  .strict();
+
+export const trackInputSchema = z
+  .object({
+    agentId: z.string().trim().min(1, 'must not be empty').max(128).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
+    messageId: z.string().trim().min(1, 'must not be empty').max(256),
+    phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 number like +14155550100'),
+    staleAt: z.union([z.date(), z.string()]).optional(),
+    staleIn: duration.optional(),
+    trafficType: z.enum(MESSAGE_TRAFFIC_TYPES).default('TRANSACTION'),
+    fallbackText: z.string().min(1, 'must not be empty').max(MAX_FALLBACK_TEXT, `at most ${MAX_FALLBACK_TEXT} characters (10 SMS segments)`).nullable().optional(),
+    sendText: z.string().min(1).max(MAX_RBM_TEXT).optional(),
+    policy: policySchema.optional(),
+  })
+  .strict();
+
+export type TrackInput = z.input<typeof trackInputSchema>;
+
+export class ValidationError extends Error {
+  constructor(readonly issues: { field: string; message: string }[]) {
+    super(issues.map((i) => `${i.field}: ${i.message}`).join('; '));
+    this.name = 'ValidationError';
+  }
+}
+
+/** Sane defaults: an OTP or transaction falls back even when delivery stays unknown, a promotion does not. */
+export function defaultPolicy(trafficType: MessageTrafficType): GuardPolicy {
+  return {
+    graceMs: 30_000,
+    maxRevokeRounds: 3,
+    revokeAttempts: 5,
+    fallbackAttempts: 8,
+    onUnknown: trafficType === 'PROMOTION' ? 'no-fallback' : 'fallback',
+    lingerMs: 10 * 60_000,
+  };
+}
+
+/** Validates and normalises a track request; throws ValidationError naming each bad field. */
+export function parseTrackInput(input: unknown, now: Date = new Date()): TrackedMessage {
+  const parsed = trackInputSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ValidationError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(input)', message: i.message })));
+  }
+  const v = parsed.data;
+  const staleAt = resolveStaleAt(v.staleAt, v.staleIn, now);
+  return {
+    agentId: v.agentId,
+    messageId: v.messageId,
+    phone: v.phone,
+    staleAt: staleAt.toISOString(),
+    trafficType: v.trafficType,
+    fallback: v.fallbackText ? { channel: 'sms', text: v.fallbackText } : null,
+    send: v.sendText ? { text: v.sendText } : null,
+    policy: { ...defaultPolicy(v.trafficType), ...v.policy },
+  };
+}
+
+function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | undefined, now: Date): Date {
+  const fail = (field: string, message: string) => new ValidationError([{ field, message }]);
+  if (staleAt !== undefined && staleIn !== undefined) throw fail('staleAt', 'give staleAt or staleIn, not both');
+  if (staleAt === undefined && staleIn === undefined) throw fail('staleAt', 'required (or staleIn)');
+  if (staleIn !== undefined) {
+    if (staleIn > MAX_LIFETIME_MS) throw fail('staleIn', 'at most 15 days (RBM’s own maximum)');
+    return new Date(now.getTime() + staleIn);
+  }
+  const at = staleAt instanceof Date ? staleAt : parseIsoDate(staleAt as string);
+  if (!at || Number.isNaN(at.getTime())) throw fail('staleAt', `not an ISO-8601 date-time with a zone: ${String(staleAt)}`);
+  if (at.getTime() <= now.getTime()) throw fail('staleAt', `${at.toISOString()} is in the past`);
+  if (at.getTime() - now.getTime() > MAX_LIFETIME_MS) throw fail('staleAt', 'at most 15 days ahead (RBM’s own maximum)');
+  return at;
+}
+
+/** Only full ISO-8601 date-times with a zone: "tomorrow" or a bare date is ambiguous for a deadline. */
+function parseIsoDate(text: string): Date | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
+  return new Date(text);
+}

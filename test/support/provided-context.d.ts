@@ -1,0 +1,9 @@
+// What the global setup provides to every test file through vitest's inject().
+import 'vitest';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    workflowBundlePath: string;
+  }
+}
