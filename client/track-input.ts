@@ -26,17 +26,14 @@ export function parseDuration(text: string): number | undefined {
   return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
 }
 
-const duration = z.union([
-  z.number().int().positive(),
-  z.string().transform((s, ctx) => {
-    const ms = parseDuration(s);
-    if (ms === undefined || ms <= 0) {
-      ctx.addIssue({ code: 'custom', message: `not a duration like 90s, 10m or 2h: ${s}` });
-      return z.NEVER;
-    }
-    return ms;
-  }),
-]);
+const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const ms = typeof value === 'number' ? value : parseDuration(value);
+  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: `not a duration like 90s, 10m or 2h (or positive milliseconds): ${value}` });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const policySchema = z
   .object({

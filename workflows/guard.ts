@@ -5,6 +5,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  metricMeter,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -74,6 +75,11 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
     { validator: (req) => throwIf(canExtend(guard, req?.staleAt, nowIso())) },
   );
 
+  // Race and latency metrics, exported by the worker runtime's Prometheus endpoint (not on replay).
+  const outcomes = metricMeter.createCounter('rbm_guard_outcomes', '1', 'guards reaching each outcome');
+  const staleToFallback = metricMeter.createHistogram('rbm_guard_stale_to_fallback', 'int', 'ms', 'staleAt → SMS accepted');
+  const revokeRounds = metricMeter.createCounter('rbm_guard_revoke_rounds', '1', 'revoke rounds started');
+
   let published = ''; // search attributes and details are written when the state changes
   for (;;) {
     publish();
@@ -123,8 +129,14 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   function publish() {
     const key = `${guard.state}|${guard.staleAt}`;
     if (key === published) return;
+    const before = published.split('|')[0];
     published = key;
     const outcome = outcomeOf(guard);
+    if (outcome && outcome !== before) {
+      outcomes.add(1, { outcome });
+      if (outcome === 'FALLBACK_SENT' && guard.staleAt) staleToFallback.record(Math.max(0, Date.now() - Date.parse(guard.staleAt)));
+    }
+    if (guard.state === 'REVOKING') revokeRounds.add(1);
     upsertSearchAttributes([
       { key: SA.state, value: guard.state },
       { key: SA.outcome, value: outcome },

@@ -1,0 +1,67 @@
+// The activities the guard workflow calls. The clients classify failures; this layer turns them into
+// Temporal ApplicationFailures (typed, retryable or not, honouring Retry-After) and logs without
+// phone numbers or text.
+import { cancellationSignal, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ERROR_TYPES, type GuardActivities } from '../workflows/contract.ts';
+import { FallbackError, type FallbackChannel } from './fallback.ts';
+import { RbmError, type RbmClient } from './rbm.ts';
+
+export interface ActivityDependencies {
+  rbm: RbmClient;
+  fallback: FallbackChannel;
+}
+
+/** Failure types no retry can fix; the workflow's retry policies list the same names. */
+const NON_RETRYABLE = new Set<string>([ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs, ERROR_TYPES.fallbackPermanent]);
+
+export function createActivities({ rbm, fallback }: ActivityDependencies): GuardActivities {
+  return {
+    async sendRbmMessage(input) {
+      const ids = { agentId: input.agentId, messageId: input.messageId };
+      try {
+        await rbm.send(input, { signal: cancellationSignal() });
+        log.info('RBM message sent', ids);
+      } catch (error) {
+        throw toFailure(error, 'RBM send failed', ids);
+      }
+    },
+
+    async revoke(ref) {
+      const ids = { agentId: ref.agentId, messageId: ref.messageId };
+      try {
+        const result = await rbm.revoke(ref, { signal: cancellationSignal() });
+        log.info('RBM revoke answered', { ...ids, result });
+        return result;
+      } catch (error) {
+        throw toFailure(error, 'RBM revoke failed', ids);
+      }
+    },
+
+    async sendFallback(input) {
+      const ids = { idempotencyKey: input.idempotencyKey, channel: input.channel, provider: fallback.name };
+      try {
+        const receipt = await fallback.send(input, { signal: cancellationSignal() });
+        log.info('Fallback sent', { ...ids, providerMessageId: receipt.providerMessageId });
+        return receipt;
+      } catch (error) {
+        throw toFailure(error, 'Fallback send failed', ids);
+      }
+    },
+  };
+}
+
+/** A classified client error as an ApplicationFailure; anything else (cancellation, bugs) as is. */
+export function toFailure(error: unknown, what: string, ids: Record<string, string>): unknown {
+  if (!(error instanceof RbmError || error instanceof FallbackError)) return error;
+  const nonRetryable = NON_RETRYABLE.has(error.type);
+  log.warn(what, { ...ids, errorType: error.type, status: error.status, nonRetryable, error: error.message });
+  return ApplicationFailure.create({
+    type: error.type,
+    message: error.message,
+    nonRetryable,
+    details: [{ status: error.status ?? null, retryAfterSeconds: error.retryAfterSeconds ?? null }],
+    nextRetryDelay:
+      !nonRetryable && error.retryAfterSeconds !== undefined ? Math.max(1, error.retryAfterSeconds) * 1000 : undefined,
+  });
+}

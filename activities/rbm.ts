@@ -1,0 +1,285 @@
+// The RBM API client: OAuth2 with a service-account key through google-auth-library, revoke and
+// send over fetch, and the one place where RBM's HTTP answers are classified into our error types.
+import { readFileSync } from 'node:fs';
+import { JWT } from 'google-auth-library';
+import { z } from 'zod';
+import { rbmBaseUrl, type Config } from '../config/index.ts';
+import { ERROR_TYPES, type RbmMessageRef, type RbmSendInput, type RevokeResult } from '../workflows/contract.ts';
+
+export const RBM_SCOPE = 'https://www.googleapis.com/auth/rcsbusinessmessaging';
+/** Where google-auth-library always sends the token exchange (hard-coded in its gtoken). */
+const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+
+export type RbmErrorType = (typeof ERROR_TYPES)['rbmConfig' | 'rbmRetryable' | 'rbmNoRcs'];
+
+/** A classified RBM failure. Its message never holds a phone number, message text or token. */
+export class RbmError extends Error {
+  override readonly name = 'RbmError';
+  constructor(
+    readonly type: RbmErrorType,
+    message: string,
+    readonly status?: number,
+    /** From Retry-After, when the server sent one. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+  get retryable(): boolean {
+    return this.type === ERROR_TYPES.rbmRetryable;
+  }
+}
+
+export interface RbmCallOptions {
+  /** Aborts the call (e.g. the activity's cancellation); the per-request timeout applies anyway. */
+  signal?: AbortSignal;
+}
+
+export interface RbmClient {
+  readonly baseUrl: string;
+  /** REVOKED (200) or ALREADY_DELIVERED (404); throws RbmError otherwise. */
+  revoke(ref: RbmMessageRef, options?: RbmCallOptions): Promise<RevokeResult>;
+  /** Creates the agent message; a retry with the same messageId is safe (RBM ignores reuse). */
+  send(input: RbmSendInput, options?: RbmCallOptions): Promise<void>;
+}
+
+const serviceAccountKey = z.object({
+  client_email: z.string().min(1),
+  private_key: z.string().min(1),
+  private_key_id: z.string().optional(),
+});
+export type ServiceAccountCredentials = z.infer<typeof serviceAccountKey>;
+
+export type RbmClientConfig = Pick<
+  Config,
+  'RBM_API_BASE_URL' | 'RBM_REGION' | 'RBM_TOKEN_URL' | 'RBM_REQUEST_TIMEOUT_MS' | 'GOOGLE_APPLICATION_CREDENTIALS'
+>;
+
+export interface RbmClientOptions {
+  config: RbmClientConfig;
+  /** The service-account key file; default GOOGLE_APPLICATION_CREDENTIALS. */
+  keyFile?: string;
+  /** The key itself, instead of a file. */
+  credentials?: ServiceAccountCredentials;
+}
+
+export function createRbmClient({ config, keyFile, credentials }: RbmClientOptions): RbmClient {
+  const key = credentials ?? readKeyFile(keyFile ?? config.GOOGLE_APPLICATION_CREDENTIALS);
+  const auth = new JWT({
+    email: key.client_email,
+    key: key.private_key,
+    keyId: key.private_key_id,
+    scopes: [RBM_SCOPE],
+    transporterOptions: { timeout: config.RBM_REQUEST_TIMEOUT_MS },
+  });
+  const tokenUrl = config.RBM_TOKEN_URL;
+  if (tokenUrl) {
+    // The one test seam: the client's own transporter (which its gtoken uses for the exchange)
+    // sends the token request to RBM_TOKEN_URL instead of Google. Signing, the assertion's
+    // audience and the form body stay exactly as in production.
+    auth.transporter.interceptors.request.add({
+      resolved: async (options) => {
+        if (String(options.url) === GOOGLE_TOKEN_URL) options.url = new URL(tokenUrl);
+        return options;
+      },
+    });
+  }
+  const baseUrl = rbmBaseUrl(config);
+  const timeoutMs = config.RBM_REQUEST_TIMEOUT_MS;
+
+  async function call(
+    operation: 'revoke' | 'send',
+    method: 'DELETE' | 'POST',
+    url: string,
+    options: RbmCallOptions,
+    body?: unknown,
+  ): Promise<{ status: number; text: string; headers: Headers }> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    const label = `RBM ${operation}`;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const token = await accessToken(auth, signal, label);
+        const response = await fetch(url, {
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal,
+          redirect: 'manual',
+        });
+        const text = await response.text();
+        // A cached token the server no longer accepts: exchange a fresh one and try once more
+        // (what google-auth-library's own request() does). A second 401 is a real config error.
+        if (response.status === 401 && attempt === 1) {
+          if (auth.credentials.access_token === token) auth.credentials = { ...auth.credentials, expiry_date: 1 };
+          continue;
+        }
+        return { status: response.status, text, headers: response.headers };
+      }
+    } catch (error) {
+      if (error instanceof RbmError) throw error;
+      // The caller's own cancellation is not an RBM failure: let it through untouched.
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (timeout.aborted) throw new RbmError(ERROR_TYPES.rbmRetryable, `${label} timed out after ${timeoutMs} ms`);
+      throw new RbmError(ERROR_TYPES.rbmRetryable, `${label} network error: ${networkCode(error)}`);
+    }
+  }
+
+  return {
+    baseUrl,
+
+    async revoke(ref, options = {}) {
+      const url = `${baseUrl}/v1/phones/${phonePath(ref.phone)}/agentMessages/${encodeURIComponent(ref.messageId)}?${new URLSearchParams({ agentId: ref.agentId })}`;
+      const secrets = [ref.phone];
+      const res = await call('revoke', 'DELETE', url, options);
+      if (res.status >= 200 && res.status < 300) return 'REVOKED';
+      if (res.status === 404) return 'ALREADY_DELIVERED';
+      throw classify('RBM revoke', res, secrets);
+    },
+
+    async send(input, options = {}) {
+      const url = `${baseUrl}/v1/phones/${phonePath(input.phone)}/agentMessages?${new URLSearchParams({ messageId: input.messageId, agentId: input.agentId })}`;
+      const body = {
+        contentMessage: { text: input.text },
+        messageTrafficType: input.trafficType,
+        ...(input.expireTime ? { expireTime: input.expireTime } : {}),
+      };
+      const secrets = [input.phone, input.text];
+      const res = await call('send', 'POST', url, options, body);
+      // 409: a platform that refuses a reused messageId already holds this very message.
+      if ((res.status >= 200 && res.status < 300) || res.status === 409) return;
+      if (res.status === 404) {
+        throw new RbmError(ERROR_TYPES.rbmNoRcs, `RBM send: 404 ${describe(res.text, secrets)} (no RCS on the device, or the agent is not launched there)`, 404);
+      }
+      throw classify('RBM send', res, secrets);
+    },
+  };
+}
+
+/** 429/408/5xx are worth retrying; other 4xx say the request or the setup is wrong. */
+function classify(label: string, res: { status: number; text: string; headers: Headers }, secrets: string[]): RbmError {
+  const detail = `${label}: HTTP ${res.status} ${describe(res.text, secrets)}`.trimEnd();
+  if (res.status === 429 || res.status === 408 || res.status >= 500) {
+    return new RbmError(ERROR_TYPES.rbmRetryable, detail, res.status, retryAfterSeconds(res.headers.get('retry-after')));
+  }
+  return new RbmError(ERROR_TYPES.rbmConfig, detail, res.status);
+}
+
+async function accessToken(auth: JWT, signal: AbortSignal, label: string): Promise<string> {
+  let token: string | null | undefined;
+  try {
+    ({ token } = await abortable(auth.getAccessToken(), signal));
+  } catch (error) {
+    if (signal.aborted) throw error;
+    const status = errorStatus(error);
+    // Refused by the token endpoint (bad key, unknown account, revoked key): retrying cannot help.
+    if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      throw new RbmError(ERROR_TYPES.rbmConfig, `${label}: token exchange refused (HTTP ${status} ${oauthError(error)})`, status);
+    }
+    if (status === undefined && !isHttpClientError(error)) {
+      // Not an HTTP failure: the key could not be used to sign (a malformed private_key).
+      throw new RbmError(ERROR_TYPES.rbmConfig, `${label}: cannot sign the token request with the service-account key`);
+    }
+    throw new RbmError(ERROR_TYPES.rbmRetryable, `${label}: token exchange failed (${status ?? networkCode(error)})`, status);
+  }
+  if (!token) throw new RbmError(ERROR_TYPES.rbmRetryable, `${label}: token exchange returned no token`);
+  return token;
+}
+
+/** google-auth-library can't take an AbortSignal for the exchange; stop waiting when it fires. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function readKeyFile(path: string | undefined): ServiceAccountCredentials {
+  if (!path) throw new Error('GOOGLE_APPLICATION_CREDENTIALS: set it to the RBM service-account key file');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new Error(`GOOGLE_APPLICATION_CREDENTIALS: cannot read ${path} as JSON (${(error as Error).message})`);
+  }
+  const key = serviceAccountKey.safeParse(parsed);
+  if (!key.success) throw new Error(`GOOGLE_APPLICATION_CREDENTIALS: ${path} is not a service-account key (needs client_email and private_key)`);
+  return key.data;
+}
+
+/** The path segment of a phone: E.164 with a literal '+', as the API documents it. */
+function phonePath(phone: string): string {
+  if (!/^\+[1-9]\d{1,14}$/.test(phone)) {
+    throw new RbmError(ERROR_TYPES.rbmConfig, 'RBM: phone number is not E.164');
+  }
+  return phone;
+}
+
+/** A short, safe summary of an error body: Google's status and message, secrets and numbers removed. */
+export function describe(body: string, secrets: string[]): string {
+  let text = body;
+  try {
+    const parsed = z
+      .object({ error: z.object({ status: z.string().optional(), message: z.string().optional() }) })
+      .safeParse(JSON.parse(body));
+    if (parsed.success) text = [parsed.data.error.status, parsed.data.error.message].filter(Boolean).join(': ');
+  } catch {
+    // not JSON: keep the raw text
+  }
+  return redact(text, secrets).replace(/\s+/g, ' ').trim().slice(0, 200);
+}
+
+/** Removes the given secrets, anything shaped like a phone number, and bearer/access tokens. */
+export function redact(text: string, secrets: string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (!secret) continue;
+    for (const form of new Set([secret, encodeURIComponent(secret)])) out = out.split(form).join('[redacted]');
+  }
+  return out
+    .replace(/ya29\.[\w.-]+/g, '[token]')
+    .replace(/Bearer\s+[\w.~+/=-]+/gi, 'Bearer [token]')
+    .replace(/(%2B|\+)?\d[\d ().-]{6,}\d/gi, '[number]');
+}
+
+/** Retry-After as seconds (delta-seconds or an HTTP date). */
+export function retryAfterSeconds(header: string | null): number | undefined {
+  if (!header) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim());
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+/** A network failure's code (ECONNREFUSED, UND_ERR_SOCKET, …), never its text (it may hold a URL). */
+export function networkCode(error: unknown): string {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current; depth++) {
+    if (typeof current === 'object' && current !== null) {
+      const code = (current as { code?: unknown }).code;
+      if (typeof code === 'string') return code;
+      current = (current as { cause?: unknown }).cause;
+    }
+  }
+  return error instanceof Error ? error.name : 'unknown';
+}
+
+function errorStatus(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const status = (error as { status?: unknown; response?: { status?: unknown } }).response?.status ?? (error as { status?: unknown }).status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** Gaxios errors carry the request config; signing errors don't. */
+function isHttpClientError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'config' in error;
+}
+
+function oauthError(error: unknown): string {
+  const data = (error as { response?: { data?: unknown } }).response?.data;
+  const parsed = z.object({ error: z.string() }).safeParse(data);
+  return parsed.success ? redact(parsed.data.error, []).slice(0, 60) : '';
+}

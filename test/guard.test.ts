@@ -1,0 +1,282 @@
+// One test per outcome, on a real Temporal dev server, with the RBM simulator and the SMS sink over
+// real HTTP. Each asserts the outcome, the timeline and what the SMS sink received.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { guardWorkflowId, type GuardStatus } from '../workflows/contract.ts';
+import { ValidationError } from '../client/track-input.ts';
+import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
+
+let stack: GuardStack;
+const recorded: { name: string; workflowId: string }[] = [];
+
+beforeAll(async () => {
+  stack = await startGuardStack();
+});
+
+afterAll(async () => {
+  // `RBM_GUARD_RECORD_HISTORIES=1 npx vitest run test/guard.test.ts` refreshes the replay fixtures.
+  if (process.env.RBM_GUARD_RECORD_HISTORIES === '1') {
+    const dir = new URL('./histories/', import.meta.url);
+    mkdirSync(dir, { recursive: true });
+    for (const { name, workflowId } of recorded) {
+      const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+      writeFileSync(new URL(`${name}.json`, dir), JSON.stringify(history));
+    }
+  }
+  await stack?.close();
+});
+
+/** Registers the message with the simulator as sent, then tracks it. */
+async function sendAndTrack(name: string, plan: Parameters<GuardStack['sim']['registerSent']>[0]['plan'], track: Record<string, unknown> = {}) {
+  const m = testMessage(name);
+  stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan, expireTime: track.expireTime as string | undefined });
+  delete track.expireTime;
+  const { workflowId } = await stack.guards.track({
+    agentId: m.agentId,
+    messageId: m.messageId,
+    phone: m.phone,
+    staleIn: '1500ms',
+    fallbackText: `code for ${name}`,
+    trafficType: 'AUTHENTICATION',
+    policy: m.policy,
+    ...track,
+  });
+  recorded.push({ name, workflowId });
+  return { ...m, workflowId };
+}
+
+const states = (s: GuardStatus) => s.timeline.map((t) => t.state);
+
+describe.concurrent('guard outcomes on a real server', () => {
+  it('delivered before the deadline: DELIVERED, no revoke, no SMS', async () => {
+    const m = await sendAndTrack('delivered', { deliverAfterMs: 200 });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'DELIVERED']);
+    expect(stack.sim.truth(m.messageId)?.revokeCalls).toBe(0);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('not delivered: revoked, then exactly one SMS', async () => {
+    const m = await sendAndTrack('revoked', { deliverAfterMs: null });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('FALLBACK_SENT');
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'FALLBACK', 'FALLBACK_SENT']);
+    expect(stack.sim.truth(m.messageId)?.revokedAt).toBeDefined();
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+    const sent = stack.sink.sends.find((s) => s.to === m.phone);
+    expect(sent?.text).toBe('code for revoked');
+    expect(sent?.idempotencyKey).toBe(guardWorkflowId(m.agentId, m.messageId));
+  });
+
+  it('revoke 404 (already delivered): DELIVERED after the event, no SMS', async () => {
+    const m = await sendAndTrack('revoke-404', { deliverAfterMs: null, raceRevoke: 404 });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    // The DELIVERED event follows the 404 closely: it may land while the revoke result is still
+    // on its way (noted in REVOKING) or after it (CONFIRMING_DELIVERY). Either way, no fallback.
+    expect(states(status).slice(0, 2)).toEqual(['AWAITING_DELIVERY', 'REVOKING']);
+    expect(states(status)).not.toContain('FALLBACK');
+    expect(stack.sim.truth(m.messageId)?.revokeAnswers).toEqual([404]);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('revoke 404 and no DELIVERED event: DELIVERED_UNCONFIRMED, no SMS', async () => {
+    const m = await sendAndTrack('revoke-404-silent', { deliverAfterMs: null, raceRevoke: 404, noEvent: true });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DELIVERED_UNCONFIRMED');
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('revoke 503 then 200: one SMS', async () => {
+    const m = testMessage('revoke-5xx');
+    stack.sim.injectRevokeFaults(m.messageId, [{ status: 503 }]);
+    const t = await sendAndTrackAs(m, 'revoke-5xx', { deliverAfterMs: null });
+    const status = await stack.result(t.workflowId);
+    expect(status.outcome).toBe('FALLBACK_SENT');
+    expect(stack.sim.truth(m.messageId)?.revokeAnswers).toEqual([503, 200]);
+    expect(status.revokeRounds).toBe(1);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+  });
+
+  it('revoke hangs → RECHECK → late DELIVERED: DELIVERED, no SMS', async () => {
+    const m = testMessage('revoke-hang-delivered');
+    stack.sim.injectRevokeFaults(m.messageId, [{ hangMs: 1500, perform: false }, { hangMs: 1500, perform: false }]);
+    const t = await sendAndTrackAs(m, 'revoke-hang-delivered', { deliverAfterMs: null });
+    await stack.waitForState(t.workflowId, 'RECHECK');
+    expect(stack.sim.deliver(m.messageId)).toBe(true);
+    const status = await stack.result(t.workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'RECHECK', 'DELIVERED']);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('revoke hangs → no DELIVERED → second revoke round: one SMS', async () => {
+    const m = testMessage('revoke-hang-twice');
+    stack.sim.injectRevokeFaults(m.messageId, [{ hangMs: 1500, perform: false }, { hangMs: 1500, perform: false }]);
+    const t = await sendAndTrackAs(m, 'revoke-hang-twice', { deliverAfterMs: null });
+    const status = await stack.result(t.workflowId);
+    expect(status.outcome).toBe('FALLBACK_SENT');
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'RECHECK', 'REVOKING', 'FALLBACK', 'FALLBACK_SENT']);
+    expect(status.revokeRounds).toBe(2);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+  });
+
+  it('TTL_EXPIRATION_REVOKED: fallback without our own revoke', async () => {
+    const expireTime = new Date(Date.now() + 500).toISOString();
+    const m = await sendAndTrack('ttl-revoked', { deliverAfterMs: null, ttlOutcome: 'revoked' }, { expireTime, staleIn: '1m' });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('FALLBACK_SENT');
+    expect(status.timeline.map((t) => t.event)).toContain('TTL_EXPIRATION_REVOKED');
+    expect(stack.sim.truth(m.messageId)?.revokeCalls).toBe(0);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+  });
+
+  it('TTL_EXPIRATION_REVOKE_FAILED → DELIVERED: no SMS', async () => {
+    const expireTime = new Date(Date.now() + 300).toISOString();
+    const m = await sendAndTrack('ttl-revoke-failed', { deliverAfterMs: 1000, ttlOutcome: 'revoke-failed' }, { expireTime, staleIn: '1m' });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'RECHECK', 'DELIVERED']);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('READ before DELIVERED: delivered once, the later DELIVERED is only noted', async () => {
+    const m = await sendAndTrack('read-first', { deliverAfterMs: 200, readBeforeDelivered: true });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    expect(status.timeline.map((t) => t.event).slice(0, 2)).toEqual(['TRACKED', 'READ']);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('duplicate events have one effect', async () => {
+    const m = await sendAndTrack('duplicates', { deliverAfterMs: 200, duplicateEvent: true });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    expect(status.timeline.filter((t) => t.event === 'DELIVERED')).toHaveLength(1);
+    expect(stack.sim.truth(m.messageId)?.eventsPushed.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('cancel: CANCELLED, no revoke, no SMS', async () => {
+    const m = await sendAndTrack('cancel', { deliverAfterMs: null }, { staleIn: '1h' });
+    const after = await stack.guards.cancel(m.workflowId, 'user completed login');
+    expect(after.state).toBe('CANCELLED');
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('CANCELLED');
+    expect(status.timeline.at(-1)?.reason).toBe('user completed login');
+    expect(stack.sim.truth(m.messageId)?.revokeCalls).toBe(0);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('extend: the new deadline holds; a deadline in the past is refused', async () => {
+    const m = await sendAndTrack('extend', { deliverAfterMs: 2500 }, { staleIn: '1500ms' });
+    const later = new Date(Date.now() + 6000);
+    const extended = await stack.guards.extend(m.workflowId, later);
+    expect(extended.staleAt).toBe(later.toISOString());
+    await expect(stack.guards.extend(m.workflowId, new Date(Date.now() - 1000))).rejects.toThrow(/staleAt: .* is in the past/);
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    expect(status.timeline.map((t) => t.event)).toEqual(['TRACKED', 'EXTEND', 'DELIVERED']);
+    expect(stack.sim.truth(m.messageId)?.revokeCalls).toBe(0);
+  });
+
+  it('revoke 403: REVOKE_ERROR, no SMS', async () => {
+    const m = testMessage('revoke-403');
+    const agentId = `denied-${m.messageId.slice(-8)}`;
+    stack.sim.setAgentDenied(agentId, true);
+    const t = await sendAndTrackAs({ ...m, agentId }, 'revoke-403', { deliverAfterMs: null });
+    const status = await stack.result(t.workflowId);
+    expect(status.outcome).toBe('REVOKE_ERROR');
+    expect(status.timeline.at(-1)?.reason).toMatch(/403|PERMISSION_DENIED/);
+    expect(stack.sim.truth(m.messageId)?.revokeCalls).toBe(1);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+
+  it('DELIVERED after the SMS was accepted: DOUBLE_DELIVERY recorded', async () => {
+    const m = await sendAndTrack('double-delivery', { deliverAfterMs: null, raceRevoke: 200, eventDelayMs: 1200 });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('DOUBLE_DELIVERY');
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'FALLBACK', 'FALLBACK_SENT', 'DOUBLE_DELIVERY']);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+  });
+
+  it('the guard sends the RBM message itself with the same messageId', async () => {
+    const m = testMessage('guard-sends');
+    stack.sim.plan(m.messageId, { deliverAfterMs: 200 });
+    stack.sim.injectCreateFaults(m.messageId, [{ status: 500 }]);
+    const { workflowId } = await stack.guards.track({ ...m, staleIn: '5s', sendText: 'Your code is 4242', fallbackText: 'Your code is 4242' });
+    const status = await stack.result(workflowId);
+    expect(status.outcome).toBe('DELIVERED');
+    expect(states(status)).toEqual(['SENDING', 'AWAITING_DELIVERY', 'DELIVERED']);
+    expect(stack.sim.truth(m.messageId)?.origin).toBe('api');
+    expect(stack.sim.truth(m.messageId)?.text).toBe('Your code is 4242');
+  });
+});
+
+describe('guard: SMS provider faults', () => {
+  // Not concurrent: the sink's fault queue is shared.
+  it('the SMS provider fails twice then accepts: one SMS', async () => {
+    stack.sink.injectFaults([{ status: 500 }, { status: 503 }]);
+    const m = await sendAndTrack('sms-retries', { deliverAfterMs: null });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('FALLBACK_SENT');
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+  });
+
+  it('the SMS provider refuses the message (400): FALLBACK_FAILED, no retry', async () => {
+    const before = stack.sink.stats().requests;
+    stack.sink.injectFaults([{ status: 400 }]);
+    const m = await sendAndTrack('sms-refused', { deliverAfterMs: null }, { policy: { ...testMessage('x').policy, lingerMs: 0 } });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('FALLBACK_FAILED');
+    expect(stack.sink.stats().requests - before).toBe(1);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
+  });
+});
+
+describe('client: track', () => {
+  it('tracking the same message twice returns the same guard', async () => {
+    const m = testMessage('twice');
+    const input = { ...m, staleIn: '1h', fallbackText: 'x' };
+    const first = await stack.guards.track(input);
+    const second = await stack.guards.track(input);
+    expect(second.workflowId).toBe(first.workflowId);
+    expect(second.runId).toBe(first.runId);
+    const status = await stack.guards.status(first.workflowId);
+    expect(status.timeline).toHaveLength(1);
+    await stack.guards.cancel(first.workflowId);
+    const again = await stack.guards.track(input);
+    await stack.result(first.workflowId);
+    const closed = await stack.guards.track(input);
+    expect(closed.alreadyClosed).toBe(true);
+    expect(again.workflowId).toBe(first.workflowId);
+  });
+
+  it.each([
+    ['a phone without +', { phone: '4155550100' }, 'phone: must be an E.164 number'],
+    ['no phone', { phone: undefined }, 'phone:'],
+    ['an empty messageId', { messageId: '' }, 'messageId: must not be empty'],
+    ['staleAt in the past', { staleIn: undefined, staleAt: '2001-01-01T00:00:00Z' }, 'staleAt: 2001-01-01T00:00:00.000Z is in the past'],
+    ['an unparseable staleAt', { staleIn: undefined, staleAt: 'next tuesday' }, 'staleAt: not an ISO-8601 date-time'],
+    ['an unparseable staleIn', { staleIn: 'soon' }, 'staleIn: not a duration'],
+    ['a fallback text over the SMS limit', { fallbackText: 'x'.repeat(2000) }, 'fallbackText: at most 1530 characters'],
+    ['an unknown policy value', { policy: { onUnknown: 'maybe' } }, 'policy.onUnknown'],
+    ['an unknown traffic type', { trafficType: 'SPAM' }, 'trafficType'],
+  ])('refuses %s before anything reaches Temporal', async (_label, override, message) => {
+    const m = testMessage('bad');
+    const input = { ...m, staleIn: '1h', fallbackText: 'x', ...override };
+    const error = await stack.guards.track(input as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as Error).message).toContain(message);
+    const started = await stack.client.workflow.count(`WorkflowId = "${guardWorkflowId(m.agentId, m.messageId)}"`);
+    expect(started.count).toBe(0);
+  });
+});
+
+/** Like sendAndTrack, for a message whose faults were injected before tracking. */
+async function sendAndTrackAs(m: ReturnType<typeof testMessage>, name: string, plan: Parameters<GuardStack['sim']['registerSent']>[0]['plan']) {
+  stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan });
+  const { workflowId } = await stack.guards.track({ ...m, staleIn: '1500ms', fallbackText: `code for ${name}`, trafficType: 'AUTHENTICATION' });
+  recorded.push({ name, workflowId });
+  return { workflowId };
+}

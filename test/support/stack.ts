@@ -1,0 +1,123 @@
+// A guard stack for integration tests: the suite's Temporal dev server, the RBM simulator and the
+// SMS sink over real HTTP, a worker on a private task queue with the production activities
+// (real google-auth-library token exchange against the simulator), and the client library.
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { loadConfig, type Config } from '../../config/index.ts';
+import { createActivities } from '../../activities/index.ts';
+import { createFallbackChannel } from '../../activities/fallback.ts';
+import { createRbmClient } from '../../activities/rbm.ts';
+import { GuardClient } from '../../client/guard-client.ts';
+import { createGuardWorker } from '../../worker/worker.ts';
+import { eventSignals, guardWorkflowId, isGuardEventType, type GuardStatus } from '../../workflows/contract.ts';
+import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../sim/rbm-simulator.ts';
+import { startSmsSink, type SmsSink } from '../sim/sms-sink.ts';
+
+export interface GuardStack {
+  sim: RbmSimulator;
+  sink: SmsSink;
+  client: Client;
+  guards: GuardClient;
+  taskQueue: string;
+  config: Config;
+  worker: Worker;
+  /** Waits for a guard's final status. */
+  result(workflowId: string): Promise<GuardStatus>;
+  /** Polls the status query until the guard is in `state` (or throws after timeoutMs). */
+  waitForState(workflowId: string, state: string, timeoutMs?: number): Promise<GuardStatus>;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  sim?: RbmSimulatorOptions;
+  /** Deliver the simulator's events by signalling guards directly (the webhook has its own suite). */
+  directEvents?: boolean;
+  env?: Record<string, string>;
+}
+
+let runtimeInstalled = false;
+
+export async function startGuardStack(options: StackOptions = {}): Promise<GuardStack> {
+  if (!runtimeInstalled) {
+    // Activity retries log warnings by design; tests show only errors.
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    runtimeInstalled = true;
+  }
+  const address = inject('temporalAddress');
+  const sim = await startRbmSimulator({ defaultPlan: { deliverAfterMs: null }, ...options.sim });
+  const sink = await startSmsSink();
+  const config = loadConfig({
+    TEMPORAL_ADDRESS: address,
+    RBM_API_BASE_URL: sim.url,
+    RBM_TOKEN_URL: sim.tokenUrl,
+    GOOGLE_APPLICATION_CREDENTIALS: sim.writeServiceAccountKeyFile(),
+    RBM_REQUEST_TIMEOUT_MS: '500',
+    FALLBACK_PROVIDER: 'http',
+    FALLBACK_HTTP_URL: `${sink.url}/messages`,
+    FALLBACK_REQUEST_TIMEOUT_MS: '1000',
+    ...options.env,
+  });
+  const taskQueue = `test-${randomUUID()}`;
+  const nativeConnection = await NativeConnection.connect({ address });
+  const worker = await createGuardWorker({
+    connection: nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    activities: createActivities({ rbm: createRbmClient({ config }), fallback: createFallbackChannel(config) }),
+    workflowBundlePath: inject('workflowBundlePath'),
+    shutdownGraceTimeMs: 1000,
+  });
+  const running = worker.run();
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace: 'default' });
+
+  if (options.directEvents !== false) {
+    sim.setOnEvent(async (event) => {
+      if (!('eventType' in event) || !isGuardEventType(event.eventType) || !event.messageId) return;
+      await client.workflow
+        .getHandle(guardWorkflowId(event.agentId, event.messageId))
+        .signal(eventSignals[event.eventType], { eventId: event.eventId, sendTime: event.sendTime });
+    });
+  }
+
+  return {
+    sim,
+    sink,
+    client,
+    guards: new GuardClient(client, taskQueue),
+    taskQueue,
+    config,
+    worker,
+    result: (workflowId) => client.workflow.getHandle(workflowId).result() as Promise<GuardStatus>,
+    async waitForState(workflowId, state, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const status = await client.workflow.getHandle(workflowId).query<GuardStatus>('status');
+        if (status.state === state) return status;
+        if (Date.now() > deadline) throw new Error(`${workflowId} still ${status.state}, never reached ${state}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async close() {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+      await sim.close();
+      await sink.close();
+    },
+  };
+}
+
+/** A unique message for one test: ids, a phone number, and a policy short enough for tests. */
+export function testMessage(name: string) {
+  const n = Math.floor(Math.random() * 9_000_000) + 1_000_000;
+  return {
+    agentId: 'test-agent',
+    messageId: `${name}-${randomUUID()}`,
+    phone: `+1415${n}`,
+    policy: { graceMs: 1500, lingerMs: 2500, revokeAttempts: 2, maxRevokeRounds: 2, fallbackAttempts: 4 },
+  };
+}
