@@ -1,6 +1,6 @@
 // The library backend services call when they send an RBM message: track it, ask how it went,
 // cancel or move its deadline, list guards. Input is validated before anything reaches Temporal.
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { z } from 'zod';
 import {
@@ -65,26 +65,33 @@ export class GuardClient {
     const message = parseTrackInput(input);
     const workflowId = guardWorkflowId(message.agentId, message.messageId);
     const guardInput: GuardInput = { agentId: message.agentId, messageId: message.messageId, message };
+    const options = {
+      workflowId,
+      taskQueue: this.taskQueue,
+      args: [guardInput] as [GuardInput],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      typedSearchAttributes: [
+        { key: SA.agentId, value: message.agentId },
+        { key: SA.state, value: 'AWAITING_DELIVERY' },
+        { key: SA.staleAt, value: new Date(message.staleAt) },
+      ],
+      staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}`,
+    };
     try {
-      // Signal-with-start: if an early RBM event already started this guard, the track signal
-      // hands it the message; otherwise the guard starts tracked.
-      const handle = await this.client.workflow.signalWithStart<typeof rbmGuard, [typeof message]>(WORKFLOW_TYPE, {
-        workflowId,
-        taskQueue: this.taskQueue,
-        args: [guardInput],
-        signal: trackSignal,
-        signalArgs: [message],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        typedSearchAttributes: [
-          { key: SA.agentId, value: message.agentId },
-          { key: SA.state, value: 'AWAITING_DELIVERY' },
-          { key: SA.staleAt, value: new Date(message.staleAt) },
-        ],
-        staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}`,
-      });
-      return { workflowId: handle.workflowId, runId: handle.signaledRunId, alreadyClosed: false };
+      const handle = await this.client.workflow.start<typeof rbmGuard>(WORKFLOW_TYPE, options);
+      return { workflowId, runId: handle.firstExecutionRunId, alreadyClosed: false };
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, runId: null, alreadyClosed: true };
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    // The guard exists: tracked before, or started by an early RBM event. Hand it the message
+    // (a no-op if it has it); a closed guard is never reopened.
+    try {
+      const handle = this.client.workflow.getHandle<typeof rbmGuard>(workflowId);
+      await handle.signal(trackSignal, message);
+      const { runId } = await handle.describe();
+      return { workflowId, runId, alreadyClosed: false };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { workflowId, runId: null, alreadyClosed: true };
       throw err;
     }
   }

@@ -80,7 +80,10 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   const staleToFallback = metricMeter.createHistogram('rbm_guard_stale_to_fallback', 'int', 'ms', 'staleAt → SMS accepted');
   const revokeRounds = metricMeter.createCounter('rbm_guard_revoke_rounds', '1', 'revoke rounds started');
 
-  let published = ''; // search attributes and details are written when the state changes
+  // Search attributes and details are written when the state changes. A guard started by track()
+  // already carries its starting attributes, so its first state needs no upsert.
+  let published = input.message ? `${guard.state}|${guard.staleAt}` : '';
+  let detailed = '';
   for (;;) {
     publish();
     const action = nextAction(guard, input, nowIso());
@@ -128,6 +131,10 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
 
   function publish() {
     const key = `${guard.state}|${guard.staleAt}`;
+    if (key !== detailed) {
+      detailed = key;
+      setCurrentDetails(details());
+    }
     if (key === published) return;
     const before = published.split('|')[0];
     published = key;
@@ -143,15 +150,16 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
       { key: SA.agentId, value: guard.agentId },
       { key: SA.staleAt, value: guard.staleAt ? new Date(guard.staleAt) : null },
     ]);
+  }
+
+  function details(): string {
     const last = guard.timeline[guard.timeline.length - 1];
-    setCurrentDetails(
-      [
-        `**${guard.state}**${outcome ? ' (outcome)' : ''}`,
-        `deadline: ${guard.staleAt ?? 'not tracked yet'}`,
-        `revoke rounds: ${guard.revokeRounds}`,
-        last ? `last: ${last.event} — ${last.reason}` : '',
-      ].join('\n\n'),
-    );
+    return [
+      `**${guard.state}**${outcomeOf(guard) ? ' (outcome)' : ''}`,
+      `deadline: ${guard.staleAt ?? 'not tracked yet'}`,
+      `revoke rounds: ${guard.revokeRounds}`,
+      last ? `last: ${last.event} — ${last.reason}` : '',
+    ].join('\n\n');
   }
 }
 
