@@ -151,7 +151,7 @@ export function createRbmClient({ config, keyFile, credentials }: RbmClientOptio
       // 409: a platform that refuses a reused messageId already holds this very message.
       if ((res.status >= 200 && res.status < 300) || res.status === 409) return;
       if (res.status === 404) {
-        throw new RbmError(ERROR_TYPES.rbmNoRcs, `RBM send: 404 ${describe(res.text, secrets)} (no RCS on the device, or the agent is not launched there)`, 404);
+        throw new RbmError(ERROR_TYPES.rbmNoRcs, `RBM send: 404 ${summarizeBody(res.text, secrets)} (no RCS on the device, or the agent is not launched there)`, 404);
       }
       throw classify('RBM send', res, secrets);
     },
@@ -160,7 +160,7 @@ export function createRbmClient({ config, keyFile, credentials }: RbmClientOptio
 
 /** 429/408/5xx are worth retrying; other 4xx say the request or the setup is wrong. */
 function classify(label: string, res: { status: number; text: string; headers: Headers }, secrets: string[]): RbmError {
-  const detail = `${label}: HTTP ${res.status} ${describe(res.text, secrets)}`.trimEnd();
+  const detail = `${label}: HTTP ${res.status} ${summarizeBody(res.text, secrets)}`.trimEnd();
   if (res.status === 429 || res.status === 408 || res.status >= 500) {
     return new RbmError(ERROR_TYPES.rbmRetryable, detail, res.status, retryAfterSeconds(res.headers.get('retry-after')));
   }
@@ -220,7 +220,7 @@ function phonePath(phone: string): string {
 }
 
 /** A short, safe summary of an error body: Google's status and message, secrets and numbers removed. */
-export function describe(body: string, secrets: string[]): string {
+export function summarizeBody(body: string, secrets: string[]): string {
   let text = body;
   try {
     const parsed = z

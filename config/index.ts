@@ -23,6 +23,8 @@ export const envSchema = z.object({
   /** Folder of the embedded dev server's SQLite file (used when TEMPORAL_ADDRESS is unset). */
   RBM_GUARD_DATA_DIR: withDefault(z.string().min(1), '.data'),
   TEMPORAL_UI_PORT: withDefault(port, 8233),
+  /** A prebuilt workflow bundle (`npm run build:workflows`); unset = bundle the source at start. */
+  RBM_GUARD_WORKFLOW_BUNDLE: opt(z.string().min(1)),
   TEMPORAL_DEV_PORT: withDefault(port, 7233),
 
   GOOGLE_APPLICATION_CREDENTIALS: opt(z.string().min(1)),

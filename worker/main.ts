@@ -45,7 +45,7 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       activities,
-      workflowBundlePath: process.env.RBM_GUARD_WORKFLOW_BUNDLE,
+      workflowBundlePath: config.RBM_GUARD_WORKFLOW_BUNDLE,
       shutdownGraceTimeMs: config.WORKER_SHUTDOWN_GRACE_MS,
     });
     workerDone = worker.run();

@@ -62,6 +62,7 @@ export type FaultStatus = 400 | 401 | 403 | 404 | 408 | 409 | 429 | 500 | 502 | 
 export interface RandomFaults {
   seed: number;
   revoke429or5xx?: number;
+  /** A revoke that hangs past the client's timeout; performed or not, half each. */
   revokeHang?: number;
   revokeLostResponse?: number;
   create429or5xx?: number;
@@ -473,8 +474,7 @@ interface ServiceAccount {
 type FaultOp = 'create' | 'revoke' | 'token';
 
 class Simulator implements RbmSimulator {
-  url = '';
-  tokenUrl = '';
+  private baseUrl = '';
   readonly clientToken: string;
   readonly serviceAccountKey: ServiceAccountKey;
 
@@ -559,8 +559,15 @@ class Simulator implements RbmSimulator {
   }
 
   setBaseUrl(url: string): void {
-    this.url = url;
-    this.tokenUrl = `${url}/token`;
+    this.baseUrl = url;
+  }
+
+  get url(): string {
+    return this.baseUrl;
+  }
+
+  get tokenUrl(): string {
+    return `${this.baseUrl}/token`;
   }
 
   // --- HTTP routes -----------------------------------------------------------------------------
@@ -653,9 +660,9 @@ class Simulator implements RbmSimulator {
     const params = phoneParams.safeParse(req.params);
     const query = createQuery.safeParse(req.query);
     const body = agentMessageBody.safeParse(req.body);
-    const invalid = [params, query, body].find((r) => !r.success);
-    if (invalid || !params.success || !query.success || !body.success) {
-      return this.send(reply, googleError(400, `Invalid argument: ${invalid?.error?.issues[0]?.message ?? 'bad request'}`));
+    if (!params.success || !query.success || !body.success) {
+      const issue = (params.error ?? query.error ?? body.error)?.issues[0]?.message ?? 'bad request';
+      return this.send(reply, googleError(400, `Invalid argument: ${issue}`));
     }
     const { agentId, messageId } = query.data;
     const { phone } = params.data;
@@ -798,7 +805,8 @@ class Simulator implements RbmSimulator {
     const hangMs = r.hangMs ?? 2000;
     if (op === 'revoke') {
       if (roll(r.revokeLostResponse)) return { lostResponse: true };
-      if (roll(r.revokeHang)) return { hangMs };
+      // A timed-out revoke in a chaos run may or may not have happened, as in production.
+      if (roll(r.revokeHang)) return { hangMs, perform: random.next() < 0.5 };
       if (roll(r.revoke429or5xx)) return this.randomStatusFault(random.next);
     } else {
       if (roll(r.createLostResponse)) return { lostResponse: true };
@@ -1247,7 +1255,8 @@ export async function startRbmSimulator(options: RbmSimulatorOptions = {}): Prom
   const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 256 * 1024 });
   const simulator = new Simulator(app, options, { privateKeyPem, publicKey });
   simulator.routes();
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  // A deep accept queue: a benchmark opens thousands of connections at once.
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('simulator: no TCP address');
   simulator.setBaseUrl(`http://127.0.0.1:${address.port}`);

@@ -285,7 +285,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     }),
   );
 
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('sms sink: no TCP address');
 

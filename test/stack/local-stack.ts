@@ -3,11 +3,13 @@
 // worker and webhook adapter as child processes started exactly as `npm start --only …` does.
 // Used by the demo, the benchmarks and the chaos run; each child can be killed and restarted.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { workflowsPath } from '../../worker/paths.ts';
 import { GuardClient } from '../../client/guard-client.ts';
 import { freePort, startDevServer, type DevServer } from '../../worker/dev-server.ts';
 import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../sim/rbm-simulator.ts';
@@ -70,6 +72,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const sim = await startRbmSimulator({ webhookUrl: `${webhookUrl}/rbm/events`, clientToken, defaultPlan: { deliverAfterMs: null }, ...options.sim });
   const sink = await startSmsSink(options.sink);
   const taskQueue = options.taskQueue ?? 'rbm-guard';
+  // Bundle the workflow code once: every worker (re)start then loads it instead of re-bundling.
+  const workflowBundlePath = join(dataDir, 'workflow-bundle.js');
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietBundler });
+  writeFileSync(workflowBundlePath, code);
 
   const env: Record<string, string> = {
     TEMPORAL_ADDRESS: devServer.address,
@@ -85,6 +91,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     FALLBACK_HTTP_URL: `${sink.url}/messages`,
     FALLBACK_REQUEST_TIMEOUT_MS: '2000',
     LOG_LEVEL: 'warn',
+    RBM_GUARD_WORKFLOW_BUNDLE: workflowBundlePath,
     ...options.env,
   };
 
@@ -187,3 +194,12 @@ async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+const quietBundler = {
+  log: () => {},
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: (m: string) => console.error(m),
+};
