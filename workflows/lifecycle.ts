@@ -93,7 +93,7 @@ export function nextAction(guard: Guard, input: GuardInput, now: string): Action
     case 'FALLBACK':
       return { kind: 'fallback' };
     default:
-      return LINGERING.has(guard.state) && policy ? { kind: 'linger', ms: policy.lingerMs } : { kind: 'done' };
+      return LINGERING.has(guard.state) && policy && policy.lingerMs > 0 ? { kind: 'linger', ms: policy.lingerMs } : { kind: 'done' };
   }
 }
 

@@ -35,6 +35,8 @@ export interface StackOptions {
   /** Deliver the simulator's events by signalling guards directly (the webhook has its own suite). */
   directEvents?: boolean;
   env?: Record<string, string>;
+  /** Another Temporal server than the suite's (e.g. one with its Web UI). */
+  address?: string;
 }
 
 let runtimeInstalled = false;
@@ -45,7 +47,7 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
     Runtime.install({ logger: new DefaultLogger('ERROR') });
     runtimeInstalled = true;
   }
-  const address = inject('temporalAddress');
+  const address = options.address ?? inject('temporalAddress');
   const sim = await startRbmSimulator({ defaultPlan: { deliverAfterMs: null }, ...options.sim });
   const sink = await startSmsSink();
   const config = loadConfig({

@@ -1,0 +1,67 @@
+// The Temporal Web UI as a person sees it: headless Chromium filters the guard list by our search
+// attribute, opens one guard and finds its summary and state. Saves a screenshot.
+import { mkdirSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePort, startDevServer, type DevServer } from '../worker/dev-server.ts';
+import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
+
+let server: DevServer;
+let stack: GuardStack;
+let browser: Browser;
+const outputDir = new URL('../test-output/', import.meta.url);
+
+beforeAll(async () => {
+  server = await startDevServer({ uiPort: await freePort() });
+  stack = await startGuardStack({ address: server.address });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.close();
+  await server?.stop();
+});
+
+it('the UI lists guards by outcome and shows a guard’s summary and state', async () => {
+  const m = testMessage('ui');
+  stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
+  const { workflowId } = await stack.guards.track({ ...m, staleIn: '1s', trafficType: 'AUTHENTICATION', fallbackText: 'Your code is 123456', policy: { ...m.policy, lingerMs: 0 } });
+  expect((await stack.result(workflowId)).outcome).toBe('FALLBACK_SENT');
+
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const query = encodeURIComponent('RbmOutcome="FALLBACK_SENT"');
+  await page.goto(`${server.uiUrl}/namespaces/default/workflows?query=${query}`);
+  const row = page.getByText(workflowId).first();
+  await row.waitFor({ timeout: 30_000 }).catch(async (e: unknown) => {
+    mkdirSync(outputDir, { recursive: true });
+    await page.screenshot({ path: new URL('ui-list-failed.png', outputDir).pathname, fullPage: true });
+    throw e;
+  });
+
+  await page.goto(`${server.uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+  try {
+    // The result panel carries the guard's final state and timeline (the status the query returns).
+    await page.getByText('"outcome": "FALLBACK_SENT"').first().waitFor({ timeout: 30_000 });
+    // Summary and current details live under User Metadata, rendered as markdown in frames.
+    await page.getByText('User Metadata').first().click();
+    await page.getByText('Current Details').first().waitFor({ timeout: 15_000 });
+    const frameText = async () => (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
+    let text = '';
+    for (let i = 0; i < 50 && !text.includes('revoke rounds'); i++) {
+      await page.waitForTimeout(200);
+      text = await frameText();
+    }
+    expect(text).toContain(`RBM authentication from ${m.agentId}`);
+    expect(text).toContain('fallback: sms');
+    expect(text).toContain('FALLBACK_SENT (outcome)');
+    expect(text).toContain('revoke rounds: 1');
+  } finally {
+    mkdirSync(outputDir, { recursive: true });
+    await page.screenshot({ path: new URL('ui-guard.png', outputDir).pathname, fullPage: true });
+  }
+  await page.close();
+}, 120_000);
