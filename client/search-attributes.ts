@@ -1,11 +1,12 @@
 // Registers our search attributes on a namespace (idempotent). The embedded dev server gets them by
 // flag; a self-hosted cluster, the time-skipping test server or a fresh namespace gets them here.
 import type { Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
 
-const INDEXED = temporal.api.enums.v1.IndexedValueType;
-const TYPE: Record<string, temporal.api.enums.v1.IndexedValueType> = {
+// @temporalio/proto is CommonJS: Node's ESM loader gives it as a default import only.
+const INDEXED = proto.temporal.api.enums.v1.IndexedValueType;
+const TYPE: Record<string, proto.temporal.api.enums.v1.IndexedValueType> = {
   KEYWORD: INDEXED.INDEXED_VALUE_TYPE_KEYWORD,
   DATETIME: INDEXED.INDEXED_VALUE_TYPE_DATETIME,
 };

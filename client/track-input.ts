@@ -50,7 +50,7 @@ const policySchema = z
 export const trackInputSchema = z
   .object({
     agentId: z.string().trim().min(1, 'must not be empty').max(128).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
-    messageId: z.string().trim().min(1, 'must not be empty').max(256),
+    messageId: z.string().trim().min(1, 'must not be empty').max(256).regex(/^\S+$/, 'must not contain spaces'),
     phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 number like +14155550100'),
     staleAt: z.union([z.date(), z.string()]).optional(),
     staleIn: duration.optional(),

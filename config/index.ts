@@ -4,13 +4,17 @@ import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contract.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
-const optionalUrl = z.url().optional();
+
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const opt = <T extends z.ZodType>(schema: T) => z.preprocess(emptyToUndefined, schema.optional());
 const withDefault = <T extends z.ZodType>(schema: T, value: z.input<T>) =>
   z.preprocess(emptyToUndefined, schema.default(value as never));
 
 export const RBM_REGIONS = ['global', 'us', 'europe', 'asia'] as const;
+
+/** An encryption key id: short, printable, safe in payload metadata and error messages. */
+export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const KEY_ID_RULE = 'a key id is 1-64 letters, digits, . _ - (starting with a letter or digit)';
 
 /** Every environment variable rbm-guard reads, with its default. The README table mirrors this. */
 export const envSchema = z.object({
@@ -30,8 +34,8 @@ export const envSchema = z.object({
   GOOGLE_APPLICATION_CREDENTIALS: opt(z.string().min(1)),
   RBM_AGENT_ID: opt(z.string().min(1)),
   RBM_REGION: withDefault(z.enum(RBM_REGIONS), 'global'),
-  RBM_API_BASE_URL: optionalUrl,
-  RBM_TOKEN_URL: optionalUrl,
+  RBM_API_BASE_URL: opt(z.url()),
+  RBM_TOKEN_URL: opt(z.url()),
   /** Per-request timeout for RBM calls; a revoke that times out counts as ambiguous. */
   RBM_REQUEST_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 10_000),
 
@@ -43,13 +47,34 @@ export const envSchema = z.object({
   WEBHOOK_ORPHAN_AFTER_MS: withDefault(z.coerce.number().int().positive(), 24 * 60 * 60 * 1000),
 
   FALLBACK_PROVIDER: withDefault(z.enum(['twilio', 'http']), 'http'),
-  FALLBACK_HTTP_URL: optionalUrl,
+  FALLBACK_HTTP_URL: opt(z.url()),
   FALLBACK_HTTP_TOKEN: opt(z.string().min(1)),
   TWILIO_ACCOUNT_SID: opt(z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'expected AC followed by 32 hex digits')),
   TWILIO_AUTH_TOKEN: opt(z.string().min(1)),
   TWILIO_FROM: opt(z.string().min(1)),
   TWILIO_API_BASE_URL: withDefault(z.url(), 'https://api.twilio.com'),
   FALLBACK_REQUEST_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 10_000),
+
+  /**
+   * Payload encryption (AES-256-GCM) for every Temporal client and worker. `off` is for local
+   * debugging only and is refused with NODE_ENV=production.
+   */
+  RBM_GUARD_ENCRYPTION: withDefault(z.enum(['on', 'off']), 'on'),
+  /** `id:base64key` pairs (32-byte keys), comma-separated: all decrypt, the current one encrypts. */
+  RBM_GUARD_ENCRYPTION_KEYS: opt(z.string().min(1)),
+  /** A file of `id:base64key` lines instead of RBM_GUARD_ENCRYPTION_KEYS (e.g. a mounted secret). */
+  RBM_GUARD_ENCRYPTION_KEY_FILE: opt(z.string().min(1)),
+  /** The key that encrypts new payloads; default the last key listed. */
+  RBM_GUARD_ENCRYPTION_KEY_ID: opt(z.string().regex(KEY_ID_PATTERN, KEY_ID_RULE)),
+  /** The codec server the Temporal UI calls to show decrypted payloads. */
+  RBM_GUARD_CODEC_PORT: withDefault(port, 8081),
+  RBM_GUARD_CODEC_HOST: withDefault(z.string().min(1), '127.0.0.1'),
+  /** Bearer token the codec server requires (also accepted as the endpoint's first path segment). */
+  RBM_GUARD_CODEC_TOKEN: opt(z.string().regex(/^[A-Za-z0-9._~-]{16,}$/, 'at least 16 characters, letters, digits and . _ ~ - only')),
+  /** Browser origins (the Temporal UI's) allowed to call the codec server, comma-separated. */
+  RBM_GUARD_CODEC_ORIGINS: opt(z.string().min(1)),
+  /** `production` makes a configured encryption key (and codec token) mandatory. */
+  NODE_ENV: opt(z.string().min(1)),
 
   METRICS_PORT: opt(port),
   LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
@@ -85,6 +110,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (Boolean(config.TEMPORAL_TLS_CERT) !== Boolean(config.TEMPORAL_TLS_KEY)) {
     missing.push({ variable: 'TEMPORAL_TLS_KEY', message: 'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together' });
   }
+  missing.push(...encryptionIssues(config));
   if (missing.length) throw new ConfigError(missing);
   return config;
 }
@@ -102,4 +128,114 @@ export function clientTokens(config: Pick<Config, 'RBM_CLIENT_TOKEN'>): string[]
     .split(',')
     .map((t) => t.trim())
     .filter(Boolean);
+}
+
+// ---- payload encryption and the codec server ----
+
+export interface EncryptionKey {
+  id: string;
+  /** 32 bytes (AES-256). */
+  key: Buffer;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Parses `id:base64key` entries, separated by commas or newlines (`#` starts a comment line).
+ * Throws ConfigError naming `variable`. Messages name entries by position and id, never by the
+ * key material.
+ */
+export function parseEncryptionKeys(text: string, variable: string, where = ''): EncryptionKey[] {
+  const issues: { variable: string; message: string }[] = [];
+  const fail = (message: string) => issues.push({ variable, message: `${where}${message}` });
+  const entries = text
+    .split(/\r?\n/)
+    .filter((line) => !line.trim().startsWith('#'))
+    .flatMap((line) => line.split(','))
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const keys: EncryptionKey[] = [];
+  const seen = new Set<string>();
+  entries.forEach((entry, i) => {
+    const n = i + 1;
+    const colon = entry.indexOf(':');
+    if (colon < 0) return void fail(`entry ${n} is not id:base64key`);
+    const id = entry.slice(0, colon).trim();
+    const material = entry.slice(colon + 1).trim();
+    if (!KEY_ID_PATTERN.test(id)) return void fail(`entry ${n}: ${KEY_ID_RULE}`);
+    if (seen.has(id)) return void fail(`key id "${id}" appears twice`);
+    seen.add(id);
+    if (!BASE64.test(material) && !BASE64URL.test(material)) return void fail(`key "${id}" is not base64`);
+    const key = Buffer.from(material, 'base64');
+    if (key.length !== 32) return void fail(`key "${id}" is ${key.length} bytes; AES-256 needs 32 (e.g. \`openssl rand -base64 32\`)`);
+    keys.push({ id, key });
+  });
+  if (!issues.length && keys.length === 0) fail('no keys (expected id:base64key, comma-separated)');
+  if (issues.length) throw new ConfigError(issues);
+  return keys;
+}
+
+/**
+ * Where a configured key is mandatory: against a real Temporal (TEMPORAL_ADDRESS set: every worker,
+ * webhook and CLI must share one key ring, so none may invent its own) and with NODE_ENV=production.
+ * Only the embedded dev server of `npm start` and the demo gets a generated dev key.
+ */
+export function encryptionKeyRequired(config: Pick<Config, 'TEMPORAL_ADDRESS' | 'NODE_ENV'>): boolean {
+  return Boolean(config.TEMPORAL_ADDRESS) || config.NODE_ENV === 'production';
+}
+
+/** The origins of the embedded Temporal UI (`npm start` without TEMPORAL_ADDRESS). */
+export function embeddedUiOrigins(uiPort: number): string[] {
+  return [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`];
+}
+
+/** RBM_GUARD_CODEC_ORIGINS, or the embedded UI's origins when there is no other Temporal. */
+export function codecOrigins(config: Pick<Config, 'RBM_GUARD_CODEC_ORIGINS' | 'TEMPORAL_ADDRESS' | 'TEMPORAL_UI_PORT'>): string[] {
+  if (config.RBM_GUARD_CODEC_ORIGINS) return parseOrigins(config.RBM_GUARD_CODEC_ORIGINS).origins;
+  return config.TEMPORAL_ADDRESS ? [] : embeddedUiOrigins(config.TEMPORAL_UI_PORT);
+}
+
+function parseOrigins(text: string): { origins: string[]; bad: string[] } {
+  const origins: string[] = [];
+  const bad: string[] = [];
+  for (const raw of text.split(',').map((o) => o.trim()).filter(Boolean)) {
+    let origin: string | undefined;
+    try {
+      const url = new URL(raw);
+      if ((url.protocol === 'http:' || url.protocol === 'https:') && url.origin === raw.replace(/\/$/, '')) origin = url.origin;
+    } catch {
+      // reported below
+    }
+    if (origin) origins.push(origin);
+    else bad.push(raw);
+  }
+  return { origins, bad };
+}
+
+function encryptionIssues(config: Config): { variable: string; message: string }[] {
+  const issues: { variable: string; message: string }[] = [];
+  if (config.RBM_GUARD_ENCRYPTION === 'off' && config.NODE_ENV === 'production') {
+    issues.push({ variable: 'RBM_GUARD_ENCRYPTION', message: 'cannot be off with NODE_ENV=production: payloads hold phone numbers and message text' });
+  }
+  if (config.RBM_GUARD_ENCRYPTION_KEYS && config.RBM_GUARD_ENCRYPTION_KEY_FILE) {
+    issues.push({ variable: 'RBM_GUARD_ENCRYPTION_KEY_FILE', message: 'set RBM_GUARD_ENCRYPTION_KEYS or RBM_GUARD_ENCRYPTION_KEY_FILE, not both' });
+  }
+  if (config.RBM_GUARD_ENCRYPTION_KEYS) {
+    try {
+      const ids = parseEncryptionKeys(config.RBM_GUARD_ENCRYPTION_KEYS, 'RBM_GUARD_ENCRYPTION_KEYS').map((k) => k.id);
+      const current = config.RBM_GUARD_ENCRYPTION_KEY_ID;
+      if (current && !ids.includes(current)) {
+        issues.push({ variable: 'RBM_GUARD_ENCRYPTION_KEY_ID', message: `"${current}" is not among RBM_GUARD_ENCRYPTION_KEYS (${ids.join(', ')})` });
+      }
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      issues.push(...err.issues);
+    }
+  }
+  if (config.RBM_GUARD_CODEC_ORIGINS) {
+    const { bad } = parseOrigins(config.RBM_GUARD_CODEC_ORIGINS);
+    if (bad.length) issues.push({ variable: 'RBM_GUARD_CODEC_ORIGINS', message: `not an origin (scheme://host[:port], no path): ${bad.join(', ')}` });
+  }
+  return issues;
 }
