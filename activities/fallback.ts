@@ -64,6 +64,7 @@ export function createTwilioChannel(options: TwilioChannelOptions): FallbackChan
           [IDEMPOTENCY_HEADER]: input.idempotencyKey,
         },
         body: new URLSearchParams({ To: input.phone, From: options.from, Body: input.text }).toString(),
+        secrets: [options.authToken, authorization.slice('Basic '.length)],
       });
       const sid = jsonField(res.text, 'sid');
       return { provider: 'twilio', providerMessageId: sid ?? 'unknown' };
@@ -90,6 +91,7 @@ export function createHttpChannel(options: HttpChannelOptions): FallbackChannel 
           ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
         },
         body: JSON.stringify({ to: input.phone, text: input.text, idempotencyKey: input.idempotencyKey }),
+        secrets: options.token ? [options.token] : [],
       });
       const id = jsonField(res.text, 'id') ?? jsonField(res.text, 'messageId');
       return { provider: 'http', providerMessageId: id ?? input.idempotencyKey };
@@ -135,14 +137,14 @@ async function post(
   input: FallbackInput,
   timeoutMs: number,
   external: AbortSignal | undefined,
-  init: { headers: Record<string, string>; body: string },
+  init: { headers: Record<string, string>; body: string; /** The provider's own credentials: never echoed into an error. */ secrets: string[] },
 ): Promise<{ status: number; text: string }> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = external ? AbortSignal.any([timeout, external]) : timeout;
   let response: Response;
   let text: string;
   try {
-    response = await fetch(url, { method: 'POST', ...init, signal, redirect: 'manual' });
+    response = await fetch(url, { method: 'POST', headers: init.headers, body: init.body, signal, redirect: 'manual' });
     text = await response.text();
   } catch (error) {
     if (external?.aborted) throw external.reason;
@@ -150,7 +152,7 @@ async function post(
     throw new FallbackError(ERROR_TYPES.fallbackRetryable, `${label} network error: ${networkCode(error)}`);
   }
   if (response.ok) return { status: response.status, text };
-  const detail = redact(text, [input.phone, input.text]).replace(/\s+/g, ' ').trim().slice(0, 200);
+  const detail = redact(text, [input.phone, input.text, ...init.secrets]).replace(/\s+/g, ' ').trim().slice(0, 200);
   const message = `${label}: HTTP ${response.status} ${detail}`.trimEnd();
   const status = response.status;
   // 408 and 429 are the provider asking us to come back; any other 4xx refuses the message itself,

@@ -12,6 +12,9 @@ export interface ActivityDependencies {
   fallback: FallbackChannel;
 }
 
+/** An expireTime closer than this is dropped from a send (see sendRbmMessage). */
+const MIN_EXPIRY_LEAD_MS = 1_000;
+
 /** Failure types no retry can fix; the workflow's retry policies list the same names. */
 const NON_RETRYABLE = new Set<string>([ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs, ERROR_TYPES.fallbackPermanent]);
 
@@ -19,8 +22,13 @@ export function createActivities({ rbm, fallback }: ActivityDependencies): Guard
   return {
     async sendRbmMessage(input) {
       const ids = { agentId: input.agentId, messageId: input.messageId };
+      // RBM refuses a create whose expireTime is not in the future (400, a config error). A send that
+      // runs after the deadline — a guard that started late, or a retry after a lost answer — goes
+      // without the platform TTL: the deadline has passed, so the guard revokes the message at once.
+      const { expireTime, ...withoutTtl } = input;
+      const request = expireTime && Date.parse(expireTime) - Date.now() < MIN_EXPIRY_LEAD_MS ? withoutTtl : input;
       try {
-        await rbm.send(input, { signal: cancellationSignal() });
+        await rbm.send(request, { signal: cancellationSignal() });
         log.info('RBM message sent', ids);
       } catch (error) {
         throw toFailure(error, 'RBM send failed', ids);

@@ -9,14 +9,18 @@ import { startGuardStack, testMessage, type GuardStack } from './support/stack.t
 let stack: GuardStack;
 const recorded: { name: string; workflowId: string }[] = [];
 
+// Replay fixtures: `RBM_GUARD_RECORD_HISTORIES=1 npx vitest run test/guard.test.ts` records them
+// encrypted (key test-1) into test/histories/encrypted/; `=plain` records them without encryption
+// into test/histories/ (the fixtures that prove histories from before encryption still replay).
+const record = process.env.RBM_GUARD_RECORD_HISTORIES;
+
 beforeAll(async () => {
-  stack = await startGuardStack();
+  stack = await startGuardStack({ encryption: record !== 'plain' });
 });
 
 afterAll(async () => {
-  // `RBM_GUARD_RECORD_HISTORIES=1 npx vitest run test/guard.test.ts` refreshes the replay fixtures.
-  if (process.env.RBM_GUARD_RECORD_HISTORIES === '1') {
-    const dir = new URL('./histories/', import.meta.url);
+  if (record === '1' || record === 'plain') {
+    const dir = new URL(record === 'plain' ? './histories/' : './histories/encrypted/', import.meta.url);
     mkdirSync(dir, { recursive: true });
     for (const { name, workflowId } of recorded) {
       const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();

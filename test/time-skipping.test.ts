@@ -15,6 +15,7 @@ import { executableOption, temporalTestServerPath } from '../worker/temporal-bin
 import type { GuardStatus } from '../workflows/contract.ts';
 import { startRbmSimulator, type RbmSimulator } from './sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from './sim/sms-sink.ts';
+import { testDataConverter } from './support/encryption.ts';
 
 let env: TestWorkflowEnvironment;
 let sim: RbmSimulator;
@@ -23,7 +24,10 @@ let sink: SmsSink;
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   [env, sim, sink] = await Promise.all([
-    TestWorkflowEnvironment.createTimeSkipping({ server: { executable: executableOption(temporalTestServerPath()) } }),
+    TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: executableOption(temporalTestServerPath()) },
+      client: { dataConverter: testDataConverter },
+    }),
     startRbmSimulator({ defaultPlan: { deliverAfterMs: null } }),
     startSmsSink(),
   ]);
@@ -50,6 +54,7 @@ it('a promotion with a 3-day deadline is revoked and falls back, in seconds of t
     namespace: env.namespace ?? 'default',
     taskQueue,
     activities: createActivities({ rbm: createRbmClient({ config }), fallback: createFallbackChannel(config) }),
+    dataConverter: testDataConverter,
     workflowBundlePath: inject('workflowBundlePath'),
   });
   const guards = new GuardClient(env.client, taskQueue);

@@ -1,18 +1,36 @@
 // The Temporal Web UI as a person sees it: headless Chromium filters the guard list by our search
-// attribute, opens one guard and finds its summary and state. Saves a screenshot.
+// attribute, opens one guard and finds its summary and state. Saves a screenshot. Payloads are
+// encrypted: the UI shows them only through our codec server, reached with the endpoint (and its
+// token) `npm start` hands the dev server.
 import { mkdirSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Payload } from '@temporalio/common';
 import { freePort, startDevServer, type DevServer } from '../worker/dev-server.ts';
+import { startCodecServer, type CodecServer } from '../client/codec-server.ts';
+import { embeddedUiOrigins } from '../config/index.ts';
+import { testCodec } from './support/encryption.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 
 let server: DevServer;
 let stack: GuardStack;
 let browser: Browser;
+let codecServer: CodecServer;
+/** Payloads the UI had the codec server decrypt. */
+let decoded = 0;
 const outputDir = new URL('../test-output/', import.meta.url);
 
 beforeAll(async () => {
-  server = await startDevServer({ uiPort: await freePort() });
+  const uiPort = await freePort();
+  const countingCodec = {
+    encode: (p: Payload[]) => testCodec.encode(p),
+    decode: async (p: Payload[]) => {
+      decoded += p.filter((x) => Buffer.from(x.metadata?.encoding ?? new Uint8Array()).toString() === 'binary/encrypted').length;
+      return testCodec.decode(p);
+    },
+  };
+  codecServer = await startCodecServer({ codec: countingCodec, token: 'ui-test-token-0123456789', origins: embeddedUiOrigins(uiPort), host: '127.0.0.1', port: 0 });
+  server = await startDevServer({ uiPort, codecEndpoint: codecServer.uiEndpoint });
   stack = await startGuardStack({ address: server.address });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
@@ -24,6 +42,7 @@ afterAll(async () => {
   await browser?.close();
   await stack?.close();
   await server?.stop();
+  await codecServer?.close();
 });
 
 it('the UI lists guards by outcome and shows a guard’s summary and state', async () => {
@@ -59,6 +78,8 @@ it('the UI lists guards by outcome and shows a guard’s summary and state', asy
     expect(text).toContain('fallback: sms');
     expect(text).toContain('FALLBACK_SENT (outcome)');
     expect(text).toContain('revoke rounds: 1');
+    // All of it came through the codec server: the history holds only ciphertext.
+    expect(decoded).toBeGreaterThan(0);
   } finally {
     mkdirSync(outputDir, { recursive: true });
     await page.screenshot({ path: new URL('ui-guard.png', outputDir).pathname, fullPage: true });

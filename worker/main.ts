@@ -1,77 +1,129 @@
 // `npm start`: the worker and the webhook adapter in one process. Without TEMPORAL_ADDRESS it first
 // starts an embedded Temporal dev server (SQLite under the data folder, Web UI, our search
-// attributes). `--only worker` / `--only webhook` run one half (the compose file does).
+// attributes) and the codec server its UI decrypts payloads through. `--only worker` /
+// `--only webhook` / `--only codec` run one part (the compose file does).
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type LogLevel } from '@temporalio/worker';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type Logger } from '../config/logger.ts';
 import { createActivities } from '../activities/index.ts';
 import { createRbmClient } from '../activities/rbm.ts';
 import { createFallbackChannel } from '../activities/fallback.ts';
-import { tlsOptions } from '../client/connection.ts';
+import { dataConverter, describeKeyRing, devKeyFile, EncryptionCodec, loadKeyRing } from '../client/codec.ts';
+import { codecServerSettings, startCodecServer, type CodecServer } from '../client/codec-server.ts';
+import { connectClient, tlsOptions } from '../client/connection.ts';
 import { startWebhookServer } from '../client/webhook/server.ts';
 import { startDevServer, type DevServer } from './dev-server.ts';
 import { createGuardWorker } from './worker.ts';
 
-type Part = 'worker' | 'webhook';
+type Part = 'worker' | 'webhook' | 'codec';
 
 export interface RunningService {
   temporalAddress: string;
   uiUrl: string | null;
   webhookUrl: string | null;
+  codecUrl: string | null;
   stop(): Promise<void>;
 }
 
-/** Starts the service; resolves once everything is listening. */
+/** The parts `npm start` runs by default: the codec server too next to the embedded UI, or when a codec token is configured. */
+export function defaultParts(config: Config): Part[] {
+  const codec = config.RBM_GUARD_ENCRYPTION === 'on' && (!config.TEMPORAL_ADDRESS || Boolean(config.RBM_GUARD_CODEC_TOKEN));
+  return codec ? ['worker', 'webhook', 'codec'] : ['worker', 'webhook'];
+}
+
+/** Starts the service; resolves once everything is listening. A failed start stops what did start. */
 export async function startService(config: Config, parts: Part[], log: Logger): Promise<RunningService> {
-  let devServer: DevServer | undefined;
-  let address = config.TEMPORAL_ADDRESS;
-  if (!address) {
-    const dbFile = resolve(join(config.RBM_GUARD_DATA_DIR, 'temporal.db'));
-    devServer = await startDevServer({ dbFile, port: config.TEMPORAL_DEV_PORT, uiPort: config.TEMPORAL_UI_PORT });
-    address = devServer.address;
-    log.info({ address, ui: devServer.uiUrl, dbFile }, 'embedded Temporal dev server started');
-  }
+  // The key ring first: a missing or bad key stops the start before anything runs.
+  const ring = loadKeyRing(config);
+  const codec = ring && new EncryptionCodec(ring.keys, ring.currentKeyId);
+  const codecSettings = parts.includes('codec') && codec ? codecServerSettings(config) : undefined;
+  if (ring?.generated) log.warn({ file: devKeyFile(config.RBM_GUARD_DATA_DIR) }, "generated a development encryption key: keep it, the dev server's payloads need it");
+  if (ring) log.info(describeKeyRing(ring));
+  else log.warn(describeKeyRing(ring));
 
+  // Stopped in order: the webhook first (stop taking events), the Temporal dev server last.
   const stops: (() => Promise<void>)[] = [];
-  let workerDone: Promise<void> | undefined;
-  if (parts.includes('worker')) {
-    installRuntime(config, log);
-    const connection = await NativeConnection.connect({ address, tls: tlsOptions(config), apiKey: config.TEMPORAL_API_KEY });
-    const activities = createActivities({ rbm: createRbmClient({ config }), fallback: createFallbackChannel(config) });
-    const worker = await createGuardWorker({
-      connection,
-      namespace: config.TEMPORAL_NAMESPACE,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      activities,
-      workflowBundlePath: config.RBM_GUARD_WORKFLOW_BUNDLE,
-      shutdownGraceTimeMs: config.WORKER_SHUTDOWN_GRACE_MS,
-    });
-    workerDone = worker.run();
-    stops.push(async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await workerDone;
-      await connection.close();
-    });
-    log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker running');
-  }
-  let webhookUrl: string | null = null;
-  if (parts.includes('webhook')) {
-    const webhook = await startWebhookServer({ ...config, TEMPORAL_ADDRESS: address }, { logger: log });
-    webhookUrl = webhook.url;
-    stops.unshift(() => webhook.close()); // stop taking events first
-  }
-  if (devServer) stops.push(() => devServer.stop());
-
-  return {
-    temporalAddress: address,
-    uiUrl: devServer?.uiUrl ?? null,
-    webhookUrl,
-    async stop() {
-      for (const stop of stops) await stop();
-    },
+  let stopServer: (() => Promise<void>) | undefined;
+  const stop = async () => {
+    for (const s of stops) await s();
+    await stopServer?.();
   };
+
+  try {
+    // The codec server before the dev server: the UI is told its endpoint at start.
+    let codecServer: CodecServer | undefined;
+    if (codecSettings && codec) {
+      const server = await startCodecServer({ codec, ...codecSettings, logger: log });
+      codecServer = server;
+      stops.push(() => server.close());
+      log.info({ url: server.url, origins: codecSettings.origins, tokenFrom: codecSettings.tokenSource }, 'codec server listening');
+    } else if (parts.includes('codec')) {
+      log.warn('codec server not started: encryption is off');
+    }
+
+    let devServer: DevServer | undefined;
+    let address = config.TEMPORAL_ADDRESS;
+    if (!address) {
+      const dbFile = resolve(join(config.RBM_GUARD_DATA_DIR, 'temporal.db'));
+      const server = await startDevServer({
+        dbFile,
+        port: config.TEMPORAL_DEV_PORT,
+        uiPort: config.TEMPORAL_UI_PORT,
+        // The endpoint carries the codec token as its path: the dev server's UI sends no credentials.
+        codecEndpoint: codecServer?.uiEndpoint,
+      });
+      devServer = server;
+      stopServer = () => server.stop();
+      address = server.address;
+      log.info({ address, ui: server.uiUrl, dbFile }, 'embedded Temporal dev server started');
+    }
+
+    if (parts.includes('worker')) {
+      installRuntime(config, log);
+      const connection = await NativeConnection.connect({ address, tls: tlsOptions(config), apiKey: config.TEMPORAL_API_KEY });
+      stops.push(() => connection.close());
+      const activities = createActivities({ rbm: createRbmClient({ config }), fallback: createFallbackChannel(config) });
+      const worker = await createGuardWorker({
+        connection,
+        namespace: config.TEMPORAL_NAMESPACE,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        activities,
+        dataConverter: dataConverter(codec),
+        workflowBundlePath: config.RBM_GUARD_WORKFLOW_BUNDLE,
+        shutdownGraceTimeMs: config.WORKER_SHUTDOWN_GRACE_MS,
+      });
+      const workerDone = worker.run();
+      stops.unshift(async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await workerDone;
+      });
+      log.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker running');
+    }
+
+    let webhookUrl: string | null = null;
+    if (parts.includes('webhook')) {
+      // The webhook's client carries this process's codec, like every client.
+      const client: Client = await connectClient({ ...config, address }, { codec });
+      stops.unshift(() => client.connection.close());
+      const webhook = await startWebhookServer({ ...config, TEMPORAL_ADDRESS: address }, { logger: log, client });
+      webhookUrl = webhook.url;
+      stops.unshift(() => webhook.close()); // stop taking events first
+    }
+
+    return {
+      temporalAddress: address,
+      uiUrl: devServer?.uiUrl ?? null,
+      webhookUrl,
+      codecUrl: codecServer?.url ?? null,
+      stop,
+    };
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
 }
 
 let runtimeInstalled = false;
@@ -90,12 +142,17 @@ function installRuntime(config: Config, log: Logger) {
   });
 }
 
-function parseParts(argv: string[]): Part[] {
+function parseParts(argv: string[], config: Config): Part[] {
   const i = argv.indexOf('--only');
-  if (i < 0) return ['worker', 'webhook'];
+  if (i < 0) return defaultParts(config);
   const part = argv[i + 1];
-  if (part !== 'worker' && part !== 'webhook') throw new Error(`--only takes worker or webhook, not ${part ?? 'nothing'}`);
+  if (part !== 'worker' && part !== 'webhook' && part !== 'codec') throw new Error(`--only takes worker, webhook or codec, not ${part ?? 'nothing'}`);
   return [part];
+}
+
+/** A config problem as one line: `VARIABLE: what is wrong` (several joined by `; `). */
+function configErrorLine(err: ConfigError): string {
+  return err.issues.map((i) => `${i.variable}: ${i.message}`).join('; ');
 }
 
 async function main() {
@@ -103,9 +160,9 @@ async function main() {
   let parts: Part[];
   try {
     config = loadConfig();
-    parts = parseParts(process.argv.slice(2));
+    parts = parseParts(process.argv.slice(2), config);
   } catch (err) {
-    console.error(err instanceof ConfigError || err instanceof Error ? err.message : String(err));
+    console.error(`rbm-guard: ${err instanceof ConfigError ? configErrorLine(err) : err instanceof Error ? err.message : String(err)}`);
     process.exit(2);
   }
   const log = createLogger(config);
@@ -113,6 +170,11 @@ async function main() {
   try {
     service = await startService(config, parts, log);
   } catch (err) {
+    if (err instanceof ConfigError) {
+      // e.g. production without an encryption key: one line naming the variable.
+      console.error(`rbm-guard: ${configErrorLine(err)}`);
+      process.exit(2);
+    }
     log.fatal({ err }, 'rbm-guard could not start');
     console.error(`rbm-guard could not start: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
@@ -123,6 +185,7 @@ async function main() {
       `  Temporal:  ${service.temporalAddress}`,
       service.uiUrl ? `  Web UI:    ${service.uiUrl}` : '',
       service.webhookUrl ? `  Webhook:   ${service.webhookUrl}/rbm/events` : '',
+      service.codecUrl ? `  Codec:     ${service.codecUrl} (the UI decrypts payloads through it; token required)` : '',
       '  Ctrl-C stops it.',
     ]
       .filter(Boolean)

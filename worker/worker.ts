@@ -1,5 +1,6 @@
 // Builds the guard worker: the prebuilt workflow bundle (or the source, bundled at start) and the
 // activities wired to real RBM and SMS clients. Tests use this same function with the simulator.
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { GuardActivities } from '../workflows/contract.ts';
 import { workflowsPath } from './paths.ts';
@@ -9,6 +10,12 @@ export interface GuardWorkerOptions {
   namespace: string;
   taskQueue: string;
   activities: GuardActivities;
+  /**
+   * `dataConverter(codec)` from client/codec.ts: the same codec as the clients, or histories are
+   * unreadable. Required so no worker is built without deciding. The codec runs in the worker's
+   * main thread, outside the workflow sandbox, so it needs no bundling.
+   */
+  dataConverter: DataConverter;
   /** A prebuilt bundle (production, tests); without it the worker bundles the source at start. */
   workflowBundlePath?: string;
   shutdownGraceTimeMs?: number;
@@ -25,6 +32,7 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
       : { workflowsPath }),
     activities: { ...options.activities },
+    dataConverter: options.dataConverter,
     shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,
     ...options.tuning,
   });

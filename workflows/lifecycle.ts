@@ -225,9 +225,10 @@ function onRbmEvent(g: Guard, type: GuardEventType, eventId: string, now: string
 
 function onSendResult(g: Guard, result: SendOutcome, detail: string | undefined, now: string): Guard {
   if (g.state !== 'SENDING') return g;
+  // Delivery wins over the send's result: a failed retry of a create that had landed says nothing.
+  if (g.delivered) return record(g, now, 'DELIVERED', result === 'SENT' ? 'SENT' : `SEND_${result}`, 'DELIVERED arrived while sending');
   switch (result) {
     case 'SENT':
-      if (g.delivered) return record(g, now, 'DELIVERED', 'SENT', 'DELIVERED arrived while sending');
       return record(g, now, 'AWAITING_DELIVERY', 'SENT', `sent; guarding until ${g.staleAt}`);
     case 'AMBIGUOUS':
       // It may or may not exist on the platform: guard it as sent; the deadline revokes it if needed.

@@ -1,12 +1,15 @@
 // `npm run demo`: the whole system on this machine — embedded Temporal with its Web UI, the RBM
 // simulator, the SMS sink, the worker and the webhook adapter — guarding a realistic mixed batch.
 // Deadlines are scaled to seconds so it finishes in about a minute. `--exit` stops at the end;
-// otherwise the UI stays up until Ctrl-C. `--n 200` sets the batch size.
+// otherwise the UI stays up until Ctrl-C. `--n 200` sets the batch size. Payloads are encrypted with
+// the data folder's dev key (generated on the first run, shared with `npm start`) or the configured
+// keys; the UI decrypts them through a codec server.
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { ConfigError, loadConfig } from '../../config/index.ts';
+import { keyRingEnv } from '../../client/codec.ts';
 import type { GuardStatus, Outcome } from '../../workflows/contract.ts';
 import { startLocalStack } from '../stack/local-stack.ts';
 import { demoBatch } from './batch.ts';
@@ -28,7 +31,14 @@ const t0 = Date.now();
 const dataDir = resolve(join(config.RBM_GUARD_DATA_DIR, 'demo'));
 rmSync(dataDir, { recursive: true, force: true }); // a fresh demo each time
 console.log('Starting Temporal (with its Web UI), the RBM simulator, the SMS sink, the worker and the webhook…');
-const stack = await startLocalStack({ dataDir, uiPort: config.TEMPORAL_UI_PORT, taskQueue: 'rbm-guard-demo' }).catch((err: unknown) =>
+let encryptionEnv: Record<string, string>;
+try {
+  // The demo runs its own Temporal: a TEMPORAL_ADDRESS in the environment does not apply here.
+  encryptionEnv = keyRingEnv({ ...config, TEMPORAL_ADDRESS: undefined });
+} catch (err) {
+  fail(err instanceof ConfigError ? err.issues.map((i) => `${i.variable}: ${i.message}`).join('; ') : String(err));
+}
+const stack = await startLocalStack({ dataDir, uiPort: config.TEMPORAL_UI_PORT, taskQueue: 'rbm-guard-demo', encryptionEnv }).catch((err: unknown) =>
   fail(`the demo could not start: ${err instanceof Error ? err.message : String(err)}`),
 );
 
@@ -121,6 +131,7 @@ if (ui) {
     if (s) console.log(`  ${outcome.padEnd(22)} ${ui}/namespaces/default/workflows/${encodeURIComponent(s.workflowId)}`);
   }
   console.log(`  Filter the list by outcome, e.g.: RbmOutcome="FALLBACK_SENT"`);
+  if (stack.codecUrl) console.log(`Payloads are encrypted at rest; the UI decrypts them through the codec server at ${stack.codecUrl}.`);
 }
 
 if (flags.exit) {

@@ -201,6 +201,8 @@ export interface RbmSimulatorStats {
   revokeAlreadyDelivered: number;
   revokeUnknown: number;
   faults: { status: number; hang: number; lostResponse: number };
+  /** Revokes that raced a delivery (plan.raceRevoke): the phone got the message as the revoke landed. */
+  raceRevokes: number;
   delivered: number;
   ttlRevoked: number;
   ttlRevokeFailed: number;
@@ -511,6 +513,7 @@ class Simulator implements RbmSimulator {
     revokeAlreadyDelivered: 0,
     revokeUnknown: 0,
     faults: { status: 0, hang: 0, lostResponse: 0 },
+    raceRevokes: 0,
     delivered: 0,
     ttlRevoked: 0,
     ttlRevokeFailed: 0,
@@ -743,6 +746,7 @@ class Simulator implements RbmSimulator {
     const race = message.plan.raceRevoke;
     if (race) {
       // The phone took the message while the revoke was on its way.
+      this.counters.raceRevokes++;
       this.markDelivered(message);
       if (race === 404) this.counters.revokeAlreadyDelivered++;
       return race === 200 ? { status: 200, body: {} } : notFound;

@@ -51,6 +51,8 @@ export interface SmsSinkStats {
   sends: number;
   idempotentReplays: number;
   faults: number;
+  /** The same faults by kind (a chaos run reports what it injected). */
+  faultsByKind: { down: number; status429: number; status5xx: number; status400: number; lostResponse: number; hang: number };
   rejected: number;
 }
 
@@ -122,7 +124,14 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
   /** provider + idempotency key → the first answer. */
   const answered = new Map<string, Answer>();
   const timers = new Map<NodeJS.Timeout, () => void>();
-  const counters: SmsSinkStats = { requests: 0, sends: 0, idempotentReplays: 0, faults: 0, rejected: 0 };
+  const counters: SmsSinkStats = {
+    requests: 0,
+    sends: 0,
+    idempotentReplays: 0,
+    faults: 0,
+    faultsByKind: { down: 0, status429: 0, status5xx: 0, status400: 0, lostResponse: 0, hang: 0 },
+    rejected: 0,
+  };
   let random: { faults: SmsRandomFaults; next: () => number } | undefined;
   let downUntil: number | undefined;
   let closing = false;
@@ -184,6 +193,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     counters.requests++;
     if (downUntil !== undefined && Date.now() < downUntil) {
       counters.faults++;
+      counters.faultsByKind.down++;
       return void reply(res, errorFor(provider, 503, 'Service Unavailable'));
     }
     const fault = takeFault();
@@ -194,15 +204,20 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     }
     counters.faults++;
     if ('lostResponse' in fault) {
+      counters.faultsByKind.lostResponse++;
       perform();
       return drop(res);
     }
     if ('hangMs' in fault) {
+      counters.faultsByKind.hang++;
       let answer = fault.perform === false ? undefined : perform();
       await wait(fault.hangMs);
       if (fault.then === 'reply' && !closing) return void reply(res, (answer ??= perform()));
       return drop(res);
     }
+    if (fault.status === 400) counters.faultsByKind.status400++;
+    else if (fault.status === 429) counters.faultsByKind.status429++;
+    else counters.faultsByKind.status5xx++;
     const retryAfter = 'retryAfterSeconds' in fault ? fault.retryAfterSeconds : undefined;
     const headers = retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : undefined;
     const message = fault.status === 400 ? 'Invalid destination' : fault.status === 429 ? 'Too Many Requests' : 'Internal Server Error';
@@ -302,7 +317,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     up: () => {
       downUntil = undefined;
     },
-    stats: () => ({ ...counters }),
+    stats: () => structuredClone(counters),
     close: async () => {
       closing = true;
       for (const [timer, wake] of timers) {

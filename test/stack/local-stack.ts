@@ -1,8 +1,11 @@
 // The whole system on one machine, as separate processes over real HTTP and gRPC: the embedded
 // Temporal dev server (SQLite file), the RBM simulator and SMS sink (in this process), and the
 // worker and webhook adapter as child processes started exactly as `npm start --only …` does.
+// Every process shares one encryption key ring (by default a dev key generated in the data folder);
+// with a Web UI, a codec server runs in this process so the UI shows payloads in clear.
 // Used by the demo, the benchmarks and the chaos run; each child can be killed and restarted.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,12 +14,18 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { workflowsPath } from '../../worker/paths.ts';
 import { GuardClient } from '../../client/guard-client.ts';
+import { codecFromConfig, dataConverter, ensureDevKeyFile, devKeyFile, type EncryptionCodec } from '../../client/codec.ts';
+import { startCodecServer, type CodecServer } from '../../client/codec-server.ts';
+import { embeddedUiOrigins, loadConfig } from '../../config/index.ts';
 import { freePort, startDevServer, type DevServer } from '../../worker/dev-server.ts';
 import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink, type SmsSinkOptions } from '../sim/sms-sink.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const tsx = join(root, 'node_modules/.bin/tsx');
+// The service runs in this very process (node + tsx's loader), not under the `tsx` CLI: the CLI is a
+// wrapper that spawns node as its own child, so a SIGKILL would hit only the wrapper and leave the
+// service running as an orphan — not the crash kill() promises.
+const nodeArgs = ['--import', 'tsx'];
 
 export interface LocalStackOptions {
   /** Folder for the SQLite file and keys; default a fresh temp folder. */
@@ -28,6 +37,11 @@ export interface LocalStackOptions {
   taskQueue?: string;
   /** Extra environment for the worker and webhook processes. */
   env?: Record<string, string>;
+  /**
+   * The encryption variables every process of the stack gets (see keyRingEnv in client/codec.ts).
+   * Default: a dev key generated in dataDir. `{ RBM_GUARD_ENCRYPTION: 'off' }` runs in clear.
+   */
+  encryptionEnv?: Record<string, string>;
   sqlitePragmas?: string[];
   /** Where child process output goes (default: discarded). */
   log?: (source: string, line: string) => void;
@@ -54,6 +68,10 @@ export interface LocalStack {
   guards: GuardClient;
   taskQueue: string;
   env: Record<string, string>;
+  /** The codec every process uses (null: encryption off). */
+  codec: EncryptionCodec | null;
+  /** The codec server the UI decrypts through (only with a UI port), e.g. http://127.0.0.1:41234. */
+  codecUrl: string | null;
   /** Stops and restarts the Temporal dev server on the same SQLite file. */
   restartTemporal(downMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -65,7 +83,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const dbFile = join(dataDir, 'temporal.db');
   const log = options.log ?? (() => {});
   const port = await freePort();
-  let devServer = await startDevServer({ dbFile, port, uiPort: options.uiPort, sqlitePragmas: options.sqlitePragmas, log: (l) => log('temporal', l) });
+
+  // One key ring for every process. Each encryption variable is set so none leaks in from this
+  // process's environment.
+  let encryptionEnv = options.encryptionEnv;
+  if (!encryptionEnv) {
+    const keyFile = devKeyFile(dataDir);
+    ensureDevKeyFile(keyFile);
+    encryptionEnv = { RBM_GUARD_ENCRYPTION_KEY_FILE: keyFile };
+  }
+  encryptionEnv = { RBM_GUARD_ENCRYPTION: 'on', RBM_GUARD_ENCRYPTION_KEYS: '', RBM_GUARD_ENCRYPTION_KEY_FILE: '', RBM_GUARD_ENCRYPTION_KEY_ID: '', ...encryptionEnv };
+  const codec = codecFromConfig(loadConfig(encryptionEnv));
+  // With a UI: the codec server first, so the dev server can hand its endpoint (with a fresh token) to the UI.
+  let codecServer: CodecServer | undefined;
+  if (codec && options.uiPort !== undefined) {
+    codecServer = await startCodecServer({ codec, token: randomBytes(24).toString('base64url'), origins: embeddedUiOrigins(options.uiPort), host: '127.0.0.1', port: 0 });
+  }
+  const startTemporal = () =>
+    startDevServer({ dbFile, port, uiPort: options.uiPort, codecEndpoint: codecServer?.uiEndpoint, sqlitePragmas: options.sqlitePragmas, log: (l) => log('temporal', l) });
+  let devServer = await startTemporal();
   const webhookPort = await freePort();
   const webhookUrl = `http://127.0.0.1:${webhookPort}`;
   const clientToken = `demo-token-${Math.random().toString(36).slice(2)}`;
@@ -92,15 +128,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     FALLBACK_REQUEST_TIMEOUT_MS: '2000',
     LOG_LEVEL: 'warn',
     RBM_GUARD_WORKFLOW_BUNDLE: workflowBundlePath,
+    ...encryptionEnv,
     ...options.env,
   };
 
   const worker = childService('worker', ['worker/main.ts', '--only', 'worker'], env, log, async () => {});
   const webhook = childService('webhook', ['worker/main.ts', '--only', 'webhook'], env, log, () => waitForHttp(`${webhookUrl}/healthz`));
-  await Promise.all([worker.start(), webhook.start()]);
+  try {
+    await Promise.all([worker.start(), webhook.start()]);
+  } catch (err) {
+    // A child that cannot start must not leave the dev server (or the other child) running.
+    await Promise.allSettled([worker.stop(), webhook.stop(), sim.close(), sink.close(), codecServer?.close()]);
+    await devServer.stop();
+    throw err;
+  }
 
   const connection = await Connection.connect({ address: devServer.address });
-  const client = new Client({ connection });
+  const client = new Client({ connection, dataConverter: dataConverter(codec) });
 
   return {
     dataDir,
@@ -116,16 +160,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     guards: new GuardClient(client, taskQueue),
     taskQueue,
     env,
+    codec,
+    codecUrl: codecServer?.url ?? null,
     async restartTemporal(downMs = 0) {
       await devServer.stop();
       if (downMs) await new Promise((r) => setTimeout(r, downMs));
-      devServer = await startDevServer({ dbFile, port, uiPort: options.uiPort, sqlitePragmas: options.sqlitePragmas, log: (l) => log('temporal', l) });
+      devServer = await startTemporal();
     },
     async stop() {
       await Promise.allSettled([webhook.stop(), worker.stop()]);
       await connection.close();
       await sim.close();
       await sink.close();
+      await codecServer?.close();
       await devServer.stop();
     },
   };
@@ -146,7 +193,7 @@ function childService(
       return child;
     },
     async start() {
-      const proc = spawn(tsx, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       child = proc;
       exited = new Promise((resolve) => proc.once('exit', () => resolve()));
       let started = false;

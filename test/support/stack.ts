@@ -1,6 +1,7 @@
 // A guard stack for integration tests: the suite's Temporal dev server, the RBM simulator and the
 // SMS sink over real HTTP, a worker on a private task queue with the production activities
-// (real google-auth-library token exchange against the simulator), and the client library.
+// (real google-auth-library token exchange against the simulator), and the client library. Payloads
+// are encrypted with the suite's test key, as in production (encryption: false for a plain stack).
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
@@ -11,6 +12,8 @@ import { createFallbackChannel } from '../../activities/fallback.ts';
 import { createRbmClient } from '../../activities/rbm.ts';
 import { GuardClient } from '../../client/guard-client.ts';
 import { createGuardWorker } from '../../worker/worker.ts';
+import { dataConverter, type EncryptionCodec } from '../../client/codec.ts';
+import { TEST_ENCRYPTION_ENV, testCodec } from './encryption.ts';
 import { eventSignals, guardWorkflowId, isGuardEventType, type GuardStatus } from '../../workflows/contract.ts';
 import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../sim/sms-sink.ts';
@@ -23,6 +26,10 @@ export interface GuardStack {
   taskQueue: string;
   config: Config;
   worker: Worker;
+  /** The codec the worker and the client share (null when the stack runs without encryption). */
+  codec: EncryptionCodec | null;
+  /** The env another process (e.g. the CLI) needs to read and write this stack's guards. */
+  encryptionEnv: Record<string, string>;
   /** Waits for a guard's final status. */
   result(workflowId: string): Promise<GuardStatus>;
   /** Polls the status query until the guard is in `state` (or throws after timeoutMs). */
@@ -37,6 +44,8 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Another Temporal server than the suite's (e.g. one with its Web UI). */
   address?: string;
+  /** Encrypt payloads with the suite's test key (default true). */
+  encryption?: boolean;
 }
 
 let runtimeInstalled = false;
@@ -50,7 +59,10 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
   const address = options.address ?? inject('temporalAddress');
   const sim = await startRbmSimulator({ defaultPlan: { deliverAfterMs: null }, ...options.sim });
   const sink = await startSmsSink();
+  const codec = options.encryption === false ? null : testCodec;
+  const encryptionEnv: Record<string, string> = codec ? { ...TEST_ENCRYPTION_ENV } : { RBM_GUARD_ENCRYPTION: 'off' };
   const config = loadConfig({
+    ...encryptionEnv,
     TEMPORAL_ADDRESS: address,
     RBM_API_BASE_URL: sim.url,
     RBM_TOKEN_URL: sim.tokenUrl,
@@ -68,12 +80,13 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
     namespace: 'default',
     taskQueue,
     activities: createActivities({ rbm: createRbmClient({ config }), fallback: createFallbackChannel(config) }),
+    dataConverter: dataConverter(codec),
     workflowBundlePath: inject('workflowBundlePath'),
     shutdownGraceTimeMs: 1000,
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace: 'default' });
+  const client = new Client({ connection, namespace: 'default', dataConverter: dataConverter(codec) });
 
   if (options.directEvents !== false) {
     sim.setOnEvent(async (event) => {
@@ -92,6 +105,8 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
     taskQueue,
     config,
     worker,
+    codec,
+    encryptionEnv,
     result: (workflowId) => client.workflow.getHandle(workflowId).result() as Promise<GuardStatus>,
     async waitForState(workflowId, state, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# rbm-guard's worker and webhook adapter (one image, two commands: see docker-compose.yml).
+# Debian (glibc), never Alpine: the Temporal SDK's native core is built for glibc.
+# TypeScript runs through tsx, a runtime dependency as for `npm start`; the workflow code is bundled
+# once here and the worker loads that bundle (RBM_GUARD_WORKFLOW_BUNDLE) instead of running webpack.
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM deps AS workflow-bundle
+COPY tsconfig.json ./
+COPY workflows ./workflows
+COPY worker ./worker
+COPY scripts/build-workflow-bundle.ts ./scripts/
+RUN npm run build:workflows
+
+FROM ${NODE_IMAGE}
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json tsconfig.json ./
+COPY bin ./bin
+COPY config ./config
+COPY workflows ./workflows
+COPY activities ./activities
+COPY client ./client
+COPY worker ./worker
+COPY --from=workflow-bundle /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
+ENV RBM_GUARD_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
+# The application files stay root-owned and read-only to the process; tsx caches under /tmp.
+USER node
+EXPOSE 8080 9464
+# Worker and webhook in one process; the compose file runs them apart (--only worker | webhook).
+# `docker run … rbm-guard:local node bin/rbm-guard.js status <id>` runs the operators' CLI.
+CMD ["node", "--import", "tsx", "worker/main.ts"]

@@ -1,0 +1,380 @@
+// `npm run bench`: rbm-guard measured beside the Temporal floor, on this machine. Starts the local
+// stack (embedded dev server on a SQLite file, RBM simulator, SMS sink, worker, webhook) and runs:
+//   1 floor     two minimal workflows (timer vs signal; sleep + two trivial activities)
+//   2 delivered guards delivered through the webhook before their deadline      (ratio to floor 1)
+//   3 revoke    guards whose deadline passes: revoke 200, SMS accepted          (ratio to floor 2)
+//               + deadline → SMS latency, under the saturating load and at a paced load
+//   4 webhook   signed events/s through the adapter beside a direct signal loop (bench/webhook-bench.ts)
+//   5 scale     S sleeping guards: start rate, worker/server RSS, then every one reaches its outcome
+//   6 history   history events per message on each path, from real histories
+//   sqlite      the revoke path on each SQLite setting (journal mode, synchronous) + a crash check
+// Each scenario runs --runs times; the report gives the median with min–max. See bench/README.md.
+//
+//   npm run bench -- [--n 300] [--runs 3] [--concurrency 96] [--scale 20000] [--only floor,delivered,…]
+//                    [--sqlite-pragmas 'journal_mode=WAL;synchronous=NORMAL'] [--guard-worker stack|bench]
+//                    [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { MultiBar, Presets, type SingleBar } from 'cli-progress';
+import { temporalCliPath } from '../worker/temporal-binaries.ts';
+import { runWebhookBench } from './webhook-bench.ts';
+import { startBenchEnv, type BenchEnv, type EnvOptions } from './lib/env.ts';
+import { readHistory } from './lib/history.ts';
+import { serviceRssMiB } from './lib/procs.ts';
+import { fmt, spread } from './lib/stats.ts';
+import { summarizeProfiles } from './lib/cpuprofile.ts';
+import { DELIVER_AFTER_MS, PATH_KINDS, runPath, STALE_IN_MS, type PathKind, type PathRun } from './scenarios/paths.ts';
+import { runScale } from './scenarios/scale.ts';
+import { crashCheck, type CrashCheck } from './scenarios/crash.ts';
+import { writeReport } from './report.ts';
+import { SQLITE_SETTINGS, type BenchResults } from './lib/results.ts';
+
+const SCENARIOS = ['floor', 'delivered', 'revoke', 'webhook', 'scale', 'history', 'sqlite'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const { values: flags } = parseArgs({
+  options: {
+    n: { type: 'string', default: '300' },
+    runs: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '96' },
+    scale: { type: 'string', default: '20000' },
+    'scale-runs': { type: 'string' },
+    only: { type: 'string' },
+    'sqlite-pragmas': { type: 'string' },
+    'guard-worker': { type: 'string', default: 'stack' },
+    tuning: { type: 'string' },
+    'server-dynamic-config': { type: 'string' },
+    'cpu-profile': { type: 'boolean', default: false },
+    'paced-rate': { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+const int = (name: string, value: string | undefined, min: number, max: number) => {
+  const v = Number(value);
+  if (!Number.isInteger(v) || v < min || v > max) fail(`--${name} must be a whole number from ${min} to ${max}, not ${value}`);
+  return v;
+};
+const N = int('n', flags.n, 10, 1_000_000);
+const RUNS = int('runs', flags.runs, 1, 20);
+const CONCURRENCY = int('concurrency', flags.concurrency, 1, 2000);
+const SCALE = int('scale', flags.scale, 100, 1_000_000);
+const SCALE_RUNS = flags['scale-runs'] ? int('scale-runs', flags['scale-runs'], 1, 20) : RUNS;
+const only = new Set<Scenario>(
+  (flags.only ?? SCENARIOS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (SCENARIOS.includes(s as Scenario) ? (s as Scenario) : fail(`--only: unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`))),
+);
+const guardWorker = flags.tuning ? 'bench' : flags['guard-worker'] === 'bench' ? 'bench' : flags['guard-worker'] === 'stack' ? 'stack' : fail('--guard-worker is stack or bench');
+let tuning: Record<string, number> | undefined;
+try {
+  tuning = flags.tuning ? (JSON.parse(flags.tuning) as Record<string, number>) : undefined;
+} catch {
+  fail(`--tuning must be JSON, e.g. '{"maxCachedWorkflows":1000}'`);
+}
+const sqlitePragmas = flags['sqlite-pragmas'] !== undefined ? flags['sqlite-pragmas'].split(';').map((p) => p.trim()).filter(Boolean) : undefined;
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/Z$/, 'Z');
+const resultsDir = join(here, 'results');
+const runDir = join(resultsDir, stamp);
+mkdirSync(runDir, { recursive: true });
+const workDir = mkdtempSync(join(tmpdir(), 'rbm-guard-bench-'));
+const log = flags.verbose ? (source: string, line: string) => process.stderr.write(`[${source}] ${line}`) : undefined;
+
+// Experiments with the dev server's dynamic config (not a default: see bench/README.md) go through a
+// wrapper around the CLI, since the stack starts the server itself.
+if (flags['server-dynamic-config']) {
+  const cli = temporalCliPath();
+  if (!cli) fail('Temporal CLI not found: npm run setup:temporal');
+  const extra = flags['server-dynamic-config'].split(',').flatMap((kv) => ['--dynamic-config-value', kv.trim()]);
+  const wrapper = join(workDir, 'temporal');
+  writeFileSync(wrapper, `#!/bin/sh\nexec '${cli}' "$@" ${extra.map((a) => `'${a}'`).join(' ')}\n`);
+  chmodSync(wrapper, 0o755);
+  process.env.TEMPORAL_CLI_PATH = wrapper;
+}
+
+// ---- progress -------------------------------------------------------------------------------------
+// Bars on a terminal (stderr); plain lines when the output goes to a file or a pipe.
+const tty = Boolean(process.stderr.isTTY);
+const bars = new MultiBar(
+  { format: ' {label} |{bar}| {value}/{total} {unit} | {rate} | {eta_formatted} left', hideCursor: true, clearOnComplete: true, etaBuffer: 200 },
+  Presets.shades_classic,
+);
+interface Progress {
+  tick(v?: number): void;
+  set(v: number): void;
+  done(): void;
+}
+function bar(label: string, total: number, unit = 'messages'): Progress {
+  if (!tty) return { tick() {}, set() {}, done() {} };
+  const started = Date.now();
+  let value = 0;
+  const payload = () => ({ label: label.padEnd(40), unit, rate: `${((value * 1000) / Math.max(1, Date.now() - started)).toFixed(1)}/s` });
+  const b: SingleBar = bars.create(total, 0, payload());
+  return {
+    tick(v = 1) {
+      value += v;
+      b.update(value, payload());
+    },
+    set(v: number) {
+      value = v;
+      b.update(value, payload());
+    },
+    done() {
+      b.stop();
+      bars.remove(b);
+    },
+  };
+}
+const say = (line: string) => (tty ? bars.log(`${line}\n`) : console.log(line));
+
+// ---- results -----------------------------------------------------------------------------------
+const temporalVersion = (() => {
+  try {
+    return execFileSync(temporalCliPath() ?? 'temporal', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+
+const results: BenchResults = {
+  meta: {
+    startedAt: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, temporal: temporalVersion },
+    flags: { ...flags },
+    n: N,
+    runs: RUNS,
+    concurrency: CONCURRENCY,
+    scale: SCALE,
+    scaleRuns: SCALE_RUNS,
+    deliverAfterMs: DELIVER_AFTER_MS,
+    staleInMs: STALE_IN_MS,
+    sqlitePragmas: sqlitePragmas ? sqlitePragmas.join('; ') || '(none: SQLite defaults)' : '(embedded default, worker/dev-server.ts)',
+    guardWorker,
+    tuning: tuning ?? null,
+    serverDynamicConfig: flags['server-dynamic-config'] ?? null,
+    stacks:
+      'one stack for scenarios 1–4 and 6 (floors and guards side by side, interleaved per run); a fresh stack for each scale run; a fresh stack per SQLite setting',
+  },
+  paths: {},
+  webhook: [],
+  scale: [],
+  history: {},
+  sqlite: [],
+};
+
+function save() {
+  writeFileSync(join(resultsDir, `${stamp}.json`), JSON.stringify(results, null, 1));
+}
+
+const profileDir = join(runDir, 'profiles');
+function envOptions(dataDir: string, pragmas = sqlitePragmas): EnvOptions {
+  return {
+    dataDir,
+    sqlitePragmas: pragmas,
+    guardWorker,
+    tuning,
+    childEnv: flags['cpu-profile'] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : undefined,
+    log,
+  };
+}
+
+async function withEnv<T>(name: string, options: EnvOptions, body: (env: BenchEnv) => Promise<T>): Promise<T> {
+  const b = bar(`starting ${name}`, 1, 'stack');
+  const env = await startBenchEnv(options);
+  b.done();
+  try {
+    return await body(env);
+  } finally {
+    await env.stop();
+    if (!flags.keep) rmSync(options.dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---- scenario runners -----------------------------------------------------------------------------
+const LABEL: Record<PathKind, string> = {
+  'floor-signal': 'floor 1: timer vs signal',
+  delivered: 'guards, delivered path',
+  'floor-activities': 'floor 2: sleep + 2 activities',
+  revoke: 'guards, revoke path',
+};
+
+async function pathRun(env: BenchEnv, kind: PathKind, run: number, n = N, load: { concurrency?: number; ratePerSecond?: number } = { concurrency: CONCURRENCY }, tag = '') {
+  const b = bar(`${LABEL[kind]}${tag} ${run}/${RUNS}`, n);
+  const r = await runPath(env, kind, n, load, () => b.tick());
+  b.done();
+  const extra = r.deadlineToSms ? `, deadline→SMS p50 ${fmt(r.deadlineToSms.p50)} ms p99 ${fmt(r.deadlineToSms.p99)} ms` : '';
+  say(`  ${LABEL[kind]}${tag}, run ${run}: ${fmt(r.perSecond, 1)}/s (${r.failures} failed${r.firstError ? `: ${r.firstError}` : ''})${extra}`);
+  return r;
+}
+
+async function scenarioPaths(env: BenchEnv) {
+  const kinds = PATH_KINDS.filter((k) => (k.startsWith('floor') ? only.has('floor') || only.has(k === 'floor-signal' ? 'delivered' : 'revoke') : only.has(k as Scenario)));
+  if (!kinds.length) return;
+  say(`Scenarios 1–3: ${N} messages each, ${CONCURRENCY} in flight, ${RUNS} runs (floor and guard interleaved)`);
+  // Warm up: JIT, connections, the server's caches, the workers' bundles.
+  const warm = bar('warm-up', kinds.length * 40);
+  for (const kind of kinds) await runPath(env, kind, 40, { concurrency: Math.min(CONCURRENCY, 20) }, () => warm.tick());
+  warm.done();
+  for (let run = 1; run <= RUNS; run++) {
+    // Floor and guard side by side, alternating which goes first, so drift favours neither.
+    const order = run % 2 ? kinds : [...kinds].reverse();
+    for (const kind of order) (results.paths[kind] ??= []).push(await pathRun(env, kind, run));
+    save();
+  }
+}
+
+async function scenarioPaced(env: BenchEnv) {
+  if (!only.has('revoke')) return;
+  const floorRuns = results.paths['floor-activities'] ?? [];
+  const capacity = spread(floorRuns.map((r) => r.perSecond)).median;
+  const rate = flags['paced-rate'] ? Number(flags['paced-rate']) : Number.isFinite(capacity) ? Math.max(1, Math.round(capacity / 2)) : 5;
+  const n = Math.max(50, Math.min(N, Math.round(rate * 25)));
+  say(`Scenario 3, paced: deadline → SMS at ${rate} new guards/s (half the floor's capacity), ${n} messages, ${RUNS} runs`);
+  results.paced = { ratePerSecond: rate, floor: [], revoke: [] };
+  for (let run = 1; run <= RUNS; run++) {
+    results.paced.floor.push(await pathRun(env, 'floor-activities', run, n, { ratePerSecond: rate }, ' (paced)'));
+    results.paced.revoke.push(await pathRun(env, 'revoke', run, n, { ratePerSecond: rate }, ' (paced)'));
+    save();
+  }
+}
+
+async function scenarioWebhook(env: BenchEnv) {
+  if (!only.has('webhook')) return;
+  const events = Math.max(200, Math.min(N * 2, 2000));
+  const concurrency = 32; // the simulator's (Pub/Sub-like) push concurrency in scenario 2
+  const rounds = 2;
+  const warmup = Math.round(events / 2);
+  say(`Scenario 4: webhook, ${events} events × ${rounds} rounds per method, concurrency ${concurrency}, adapter as its own process, ${RUNS} runs`);
+  for (let run = 1; run <= RUNS; run++) {
+    const b = bar(`webhook ${run}/${RUNS}`, events * rounds * 2, 'events');
+    const r = await runWebhookBench({ address: env.stack.devServer.address, events, concurrency, guards: 200, rounds, warmup, adapter: 'child', onEvent: () => b.tick() });
+    b.done();
+    results.webhook.push(r);
+    say(`  webhook, run ${run}: adapter ${fmt(r.adapter.eventsPerSecond)} events/s (p50 ${fmt(r.adapter.p50, 1)} ms, p99 ${fmt(r.adapter.p99, 1)} ms), direct ${fmt(r.direct.eventsPerSecond)}/s, ratio ${fmt(r.medianPairRatio, 3)}`);
+    save();
+  }
+}
+
+async function scenarioHistory(env: BenchEnv) {
+  if (!only.has('history')) return;
+  say('Scenario 6: history events per message, from real histories (20 per path at 4 in flight, plus the loaded runs’ samples)');
+  for (const kind of PATH_KINDS) {
+    const b = bar(`histories: ${LABEL[kind]}`, 20);
+    const light = await runPath(env, kind, 20, { concurrency: 4 }, () => b.tick(), 20);
+    b.done();
+    const read = (ids: PathRun['sampleIds']) => Promise.all(ids.map((s) => readHistory(env.stack.client, s.workflowId, s.staleAtMs)));
+    const loadedIds = (results.paths[kind] ?? []).flatMap((r) => r.sampleIds).slice(0, 60);
+    results.history[kind] = { canonical: await read(light.sampleIds), loaded: await read(loadedIds) };
+  }
+  save();
+}
+
+async function scenarioScale() {
+  if (!only.has('scale')) return;
+  say(`Scenario 5: ${fmt(SCALE)} sleeping guards, ${CONCURRENCY} tracked at a time, ${SCALE_RUNS} run(s), a fresh stack each`);
+  for (let run = 1; run <= SCALE_RUNS; run++) {
+    await withEnv(`stack for scale run ${run}`, envOptions(join(workDir, `scale-${run}`)), async (env) => {
+      let b = bar(`scale ${run}/${SCALE_RUNS}: start`, SCALE, 'guards');
+      const r = await runScale(env, SCALE, CONCURRENCY, {
+        phase(name, total) {
+          b.done();
+          b = bar(`scale ${run}/${SCALE_RUNS}: ${name}`, total, name === 'sleep' ? 's' : 'guards');
+        },
+        tick: (v) => b.set(v),
+      });
+      b.done();
+      results.scale.push(r);
+      say(
+        `  scale, run ${run}: started ${fmt(r.startPerSecond, 1)}/s; RSS asleep: worker ${fmt(r.rssSleeping.worker)} MiB, server ${fmt(r.rssSleeping.server)} MiB; ` +
+          `all resolved in ${fmt(r.wakeSeconds)} s: ${r.outcomes.delivered} delivered, ${r.outcomes.fallbackSent} SMS, ${r.outcomes.stillOpen} open — ${r.correct ? 'correct' : 'WRONG'}`,
+      );
+      save();
+    });
+  }
+}
+
+async function scenarioSqlite() {
+  if (!only.has('sqlite')) return;
+  say(`SQLite settings: the revoke path (and floor 2) on each, ${N} messages, ${RUNS} runs, then a crash check (SIGKILL of the server under load)`);
+  for (const [i, setting] of SQLITE_SETTINGS.entries()) {
+    const entry = { ...setting, revoke: [] as PathRun[], floor: [] as PathRun[], crash: null as CrashCheck | null };
+    results.sqlite.push(entry);
+    await withEnv(`stack with ${setting.name}`, envOptions(join(workDir, `sqlite-${i}`), setting.pragmas), async (env) => {
+      const warm = bar('warm-up', 40);
+      await runPath(env, 'revoke', 40, { concurrency: 20 }, () => warm.tick());
+      warm.done();
+      for (let run = 1; run <= RUNS; run++) {
+        const order: PathKind[] = run % 2 ? ['floor-activities', 'revoke'] : ['revoke', 'floor-activities'];
+        for (const kind of order) {
+          const r = await pathRun(env, kind, run, N, { concurrency: CONCURRENCY }, ` [${setting.name}]`);
+          (kind === 'revoke' ? entry.revoke : entry.floor).push(r);
+        }
+        save();
+      }
+      const b = bar(`crash check [${setting.name}]`, 300, 'guards');
+      entry.crash = await crashCheck(env, 300, CONCURRENCY, () => b.tick());
+      b.done();
+      say(`  crash check [${setting.name}]: ${entry.crash.acknowledged} acknowledged before SIGKILL, ${entry.crash.foundAfterRestart} found after restart, ${entry.crash.completedBefore} closed guards checked: ${entry.crash.completedFound} still closed`);
+      save();
+    });
+  }
+}
+
+// ---- main -----------------------------------------------------------------------------------------
+const t0 = Date.now();
+console.log(
+  `rbm-guard bench: ${results.meta.machine.cpus} × ${results.meta.machine.cpuModel}, ${results.meta.machine.memGiB} GiB, Node ${process.version}, ${temporalVersion}\n` +
+    `  n=${N} runs=${RUNS} concurrency=${CONCURRENCY} scale=${SCALE}×${SCALE_RUNS} only=${[...only].join(',')} guard worker=${guardWorker}` +
+    `${tuning ? ` tuning=${JSON.stringify(tuning)}` : ''} sqlite=${results.meta.sqlitePragmas}${flags['server-dynamic-config'] ? ` dynamic-config=${flags['server-dynamic-config']}` : ''}\n` +
+    `  results: bench/results/${stamp}.json, report bench/results/${stamp}.md`,
+);
+let exitCode = 0;
+try {
+  if (['floor', 'delivered', 'revoke', 'webhook', 'history'].some((s) => only.has(s as Scenario))) {
+    await withEnv('the stack', envOptions(join(workDir, 'main')), async (env) => {
+      const rssIdle = { worker: serviceRssMiB(env.guardWorkerPid()), server: serviceRssMiB(env.serverPid()) };
+      say(`Stack up: worker RSS ${fmt(rssIdle.worker)} MiB, server RSS ${fmt(rssIdle.server)} MiB (idle)`);
+      await scenarioPaths(env);
+      await scenarioPaced(env);
+      await scenarioWebhook(env);
+      await scenarioHistory(env);
+    });
+  }
+  await scenarioScale();
+  await scenarioSqlite();
+} catch (err) {
+  exitCode = 1;
+  say(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+} finally {
+  if (tty) bars.stop();
+  results.meta.finishedAt = new Date().toISOString();
+  results.meta.seconds = (Date.now() - t0) / 1000;
+  if (flags['cpu-profile']) {
+    try {
+      results.profiles = summarizeProfiles(readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => ({ name: f, json: readFileSync(join(profileDir, f), 'utf8') })));
+    } catch (err) {
+      console.error(`cpu profiles: ${String(err)}`);
+    }
+  }
+  save();
+  const report = writeReport(results, { dir: resultsDir, stamp });
+  console.log('');
+  console.log(report.console);
+  console.log(`\nFinished in ${fmt(results.meta.seconds / 60, 1)} min. Results: bench/results/${stamp}.json; report: bench/results/${stamp}.md`);
+  if (!flags.keep) rmSync(workDir, { recursive: true, force: true });
+  const failures = Object.values(results.paths).flat().reduce((s, r) => s + (r?.failures ?? 0), 0) + results.scale.filter((r) => !r.correct).length;
+  process.exit(exitCode || (failures ? 1 : 0));
+}

@@ -1,0 +1,119 @@
+// The benchmark's environment: the local stack (dev server, simulator, SMS sink, worker, webhook)
+// plus a bench worker for the floor workflows on the same server, started the way the stack starts
+// its own children (tsx, same bundle, same createGuardWorker defaults).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { startLocalStack, type LocalStack } from '../../test/stack/local-stack.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+export const FLOOR_TASK_QUEUE = 'bench-floor';
+
+export interface BenchWorker {
+  readonly process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface EnvOptions {
+  dataDir: string;
+  /** Passed to the dev server; undefined = the embedded default (worker/dev-server.ts). */
+  sqlitePragmas?: string[];
+  /** 'stack' = guards on the stack's own worker (worker/main.ts); 'bench' = on a bench worker. */
+  guardWorker: 'stack' | 'bench';
+  /** Worker tuning overrides for bench workers (guards with guardWorker 'bench', and the floors). */
+  tuning?: Record<string, number>;
+  /** Serve the SDK metrics of the bench guard worker on 127.0.0.1:<port>. */
+  metricsPort?: number;
+  /** Extra environment for the stack's worker and webhook (e.g. NODE_OPTIONS for a CPU profile). */
+  childEnv?: Record<string, string>;
+  log?: (source: string, line: string) => void;
+}
+
+export interface BenchEnv {
+  stack: LocalStack;
+  floorWorker: BenchWorker;
+  /** The guards' worker: the stack's (undefined here) or a bench worker. */
+  guardBenchWorker: BenchWorker | undefined;
+  guardWorkerPid(): number | undefined;
+  floorWorkerPid(): number | undefined;
+  serverPid(): number | undefined;
+  webhookPid(): number | undefined;
+  options: EnvOptions;
+  stop(): Promise<void>;
+}
+
+export async function startBenchWorker(env: Record<string, string>, log: (line: string) => void): Promise<BenchWorker> {
+  // As the stack starts its services: node with tsx's loader, no wrapper process in between.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/bench-worker.ts'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('bench worker did not start within 60 s')), 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`bench worker exited at start with code ${code}`));
+    });
+    child.stdout?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString();
+      log(text);
+      if (text.includes('bench worker running')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr?.on('data', (chunk: Buffer) => log(chunk.toString()));
+  });
+  return {
+    process: child,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export async function startBenchEnv(options: EnvOptions): Promise<BenchEnv> {
+  const log = options.log ?? (() => {});
+  const stack = await startLocalStack({
+    dataDir: options.dataDir,
+    sqlitePragmas: options.sqlitePragmas,
+    env: { LOG_LEVEL: 'error', ...options.childEnv },
+    log,
+  });
+  const benchEnv = (taskQueue: string, metricsPort?: number): Record<string, string> => ({
+    ...stack.env,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    BENCH_WORKER_TUNING: JSON.stringify(options.tuning ?? {}),
+    ...(metricsPort ? { BENCH_METRICS_PORT: String(metricsPort) } : {}),
+  });
+  let guardBenchWorker: BenchWorker | undefined;
+  let floorWorker: BenchWorker | undefined;
+  try {
+    floorWorker = await startBenchWorker(benchEnv(FLOOR_TASK_QUEUE), (l) => log('floor-worker', l));
+    if (options.guardWorker === 'bench') {
+      await stack.worker.stop();
+      guardBenchWorker = await startBenchWorker(benchEnv(stack.taskQueue, options.metricsPort), (l) => log('guard-worker', l));
+    }
+  } catch (err) {
+    await floorWorker?.stop();
+    await stack.stop();
+    throw err;
+  }
+  const floor = floorWorker;
+  return {
+    stack,
+    floorWorker: floor,
+    guardBenchWorker,
+    guardWorkerPid: () => (guardBenchWorker ? guardBenchWorker.process.pid : stack.worker.process?.pid),
+    floorWorkerPid: () => floor.process.pid,
+    serverPid: () => stack.devServer.process.pid,
+    webhookPid: () => stack.webhook.process?.pid,
+    options,
+    async stop() {
+      await Promise.allSettled([floor.stop(), guardBenchWorker?.stop()]);
+      await stack.stop();
+    },
+  };
+}

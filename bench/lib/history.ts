@@ -1,0 +1,77 @@
+// Reads real workflow histories and turns them into figures: events per message, and where the time
+// between the deadline and the last activity went (server queues, worker, activities).
+import type { Client } from '@temporalio/client';
+import proto from '@temporalio/proto';
+
+const { temporal } = proto;
+const ET = temporal.api.enums.v1.EventType;
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+
+/** The legs a message's time is spent in, between consecutive history events. */
+export const LEGS = ['timer-late', 'wft-queue', 'wft-run', 'activity-queue', 'activity-run', 'other'] as const;
+export type Leg = (typeof LEGS)[number];
+
+export interface HistoryFigures {
+  workflowId: string;
+  events: number;
+  /** Event type names in order (short form, e.g. TIMER_STARTED). */
+  types: string[];
+  /**
+   * From the deadline (staleAt / wakeAt) to the completion of the last activity, split by leg (ms).
+   * Undefined when the history has no activity after a deadline.
+   */
+  afterDeadline?: Record<Leg, number> & { total: number };
+}
+
+function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+  if (!t) return NaN;
+  const s = t.seconds as number | { toNumber(): number } | undefined;
+  const seconds = typeof s === 'number' ? s : s ? s.toNumber() : 0;
+  return seconds * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+const shortName = (e: HistoryEvent) => (ET[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '');
+
+/** Which leg the interval ending at `e` belongs to, given the event before it. */
+function legOf(prev: HistoryEvent, e: HistoryEvent): Leg {
+  const [p, c] = [prev.eventType, e.eventType];
+  if (p === ET.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED && c === ET.EVENT_TYPE_WORKFLOW_TASK_STARTED) return 'wft-queue';
+  if (p === ET.EVENT_TYPE_WORKFLOW_TASK_STARTED && c === ET.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) return 'wft-run';
+  if (p === ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && c === ET.EVENT_TYPE_ACTIVITY_TASK_STARTED) return 'activity-queue';
+  if (p === ET.EVENT_TYPE_ACTIVITY_TASK_STARTED && c === ET.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) return 'activity-run';
+  return 'other';
+}
+
+export function historyFigures(workflowId: string, events: HistoryEvent[], deadlineMs?: number): HistoryFigures {
+  const figures: HistoryFigures = { workflowId, events: events.length, types: events.map(shortName) };
+  if (deadlineMs === undefined) return figures;
+  const lastActivityDone = events.map((e) => e.eventType).lastIndexOf(ET.EVENT_TYPE_ACTIVITY_TASK_COMPLETED);
+  if (lastActivityDone < 0) return figures;
+  const legs = Object.fromEntries(LEGS.map((l) => [l, 0])) as Record<Leg, number>;
+  const fired = events.findIndex((e) => e.eventType === ET.EVENT_TYPE_TIMER_FIRED);
+  // With a timer, the deadline's own lateness is the timer firing after it; without one (the first
+  // workflow task ran after the deadline had passed), it all counts from the deadline onwards.
+  const from = fired >= 0 ? fired : 0;
+  let cursor = deadlineMs;
+  if (fired >= 0) {
+    const t = ms(events[fired]?.eventTime);
+    legs['timer-late'] = Math.max(0, t - deadlineMs);
+    cursor = Math.max(t, deadlineMs);
+  }
+  for (let i = from + 1; i <= lastActivityDone; i++) {
+    const prev = events[i - 1] as HistoryEvent;
+    const e = events[i] as HistoryEvent;
+    const t = ms(e.eventTime);
+    if (t <= cursor) continue;
+    legs[legOf(prev, e)] += t - cursor;
+    cursor = t;
+  }
+  const total = ms(events[lastActivityDone]?.eventTime) - deadlineMs;
+  figures.afterDeadline = { ...legs, total };
+  return figures;
+}
+
+export async function readHistory(client: Client, workflowId: string, deadlineMs?: number): Promise<HistoryFigures> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return historyFigures(workflowId, (history.events ?? []) as HistoryEvent[], deadlineMs);
+}

@@ -1,0 +1,348 @@
+// Turns a results object into the console tables, bench/results/<stamp>.md and one SVG chart per
+// scenario in bench/results/<stamp>/. Also usable on its own to re-render an earlier run:
+//   npx tsx bench/report.ts bench/results/<stamp>.json
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LEGS, type HistoryFigures } from './lib/history.ts';
+import type { BenchResults } from './lib/results.ts';
+import { fmt, fmtSpread, spread, type Spread } from './lib/stats.ts';
+import { barChart, cdfPoints, lineChart } from './lib/svg.ts';
+import type { PathKind, PathRun } from './scenarios/paths.ts';
+
+const NAMES: Record<PathKind, string> = {
+  'floor-signal': 'Floor 1: timer vs signal',
+  delivered: 'Guard, delivered path',
+  'floor-activities': 'Floor 2: sleep + 2 activities',
+  revoke: 'Guard, revoke path',
+};
+
+const GOAL_RATIO = 0.9;
+const GOAL_P99_MS = 1000;
+
+function table(head: string[], rows: string[][]): { md: string; text: string } {
+  const md = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+  const text = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  return { md, text };
+}
+
+const s = (runs: PathRun[] | undefined, f: (r: PathRun) => number): Spread => spread((runs ?? []).map(f));
+
+/** Per-run ratios guard/floor (runs are paired by index: they ran side by side). */
+function ratios(guard: PathRun[] | undefined, floor: PathRun[] | undefined): Spread {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(guard?.length ?? 0, floor?.length ?? 0); i++) out.push((guard?.[i] as PathRun).perSecond / (floor?.[i] as PathRun).perSecond);
+  return spread(out);
+}
+
+const verdict = (ok: boolean | undefined) => (ok === undefined ? '—' : ok ? 'met' : '**missed**');
+const verdictText = (ok: boolean | undefined) => (ok === undefined ? '—' : ok ? 'met' : 'MISSED');
+
+function mode(values: number[]): number {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]?.[0] ?? NaN;
+}
+
+function legMedians(figs: HistoryFigures[]): Record<string, number> | undefined {
+  const withLegs = figs.map((f) => f.afterDeadline).filter((x): x is NonNullable<HistoryFigures['afterDeadline']> => Boolean(x));
+  if (!withLegs.length) return undefined;
+  const out: Record<string, number> = {};
+  for (const leg of [...LEGS, 'total'] as const) out[leg] = spread(withLegs.map((l) => l[leg])).median;
+  return out;
+}
+
+export function writeReport(results: BenchResults, where: { dir: string; stamp: string }): { console: string; markdown: string } {
+  const chartDir = join(where.dir, where.stamp);
+  mkdirSync(chartDir, { recursive: true });
+  const md: string[] = [];
+  const txt: string[] = [];
+  const both = (title: string, t: { md: string; text: string }, note?: string) => {
+    md.push(`### ${title}\n\n${t.md}\n${note ? `\n${note}\n` : ''}`);
+    txt.push(`${title}\n${t.text}${note ? `\n${note.replace(/\*\*/g, '').replace(/`/g, '')}` : ''}\n`);
+  };
+  const chart = (file: string, svg: string, alt: string) => {
+    writeFileSync(join(chartDir, file), svg);
+    md.push(`![${alt}](${where.stamp}/${file})\n`);
+  };
+  const { meta } = results;
+  md.push(
+    `# rbm-guard benchmark, ${meta.startedAt}\n\n` +
+      `Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${meta.machine.memGiB} GiB, Node ${meta.machine.node}, ${meta.machine.temporal}.  \n` +
+      `Run: n=${meta.n} per scenario, ${meta.runs} runs, ${meta.concurrency} messages in flight, scale ${meta.scale} × ${meta.scaleRuns}, ` +
+      `delivery ${meta.deliverAfterMs} ms after send, deadline ${meta.staleInMs} ms after track; SQLite ${meta.sqlitePragmas}; ` +
+      `guard worker: ${meta.guardWorker}${meta.tuning ? `, tuning ${JSON.stringify(meta.tuning)}` : ''}${meta.serverDynamicConfig ? `, server dynamic config ${meta.serverDynamicConfig}` : ''}.  \n` +
+      `Stacks: ${meta.stacks}. Took ${fmt((meta.seconds ?? NaN) / 60, 1)} min.  \n` +
+      `Figures are the median over the runs, with (min–max). How to read them: bench/README.md.\n`,
+  );
+  const goals: string[][] = [];
+
+  // ---- scenarios 1–3 ----
+  const p = results.paths;
+  if (Object.keys(p).length) {
+    const rDelivered = ratios(p.delivered, p['floor-signal']);
+    const rRevoke = ratios(p.revoke, p['floor-activities']);
+    const cpuShare = (runs: PathRun[] | undefined) => {
+      if (!runs?.length) return '—';
+      const f = (k: 'worker' | 'server' | 'webhook' | 'bench') => spread(runs.map((r) => (100 * r.cpu[k]) / r.cpu.wall)).median;
+      return `${fmt(f('server'))} / ${fmt(f('worker'))} / ${fmt(f('webhook'))} / ${fmt(f('bench'))}`;
+    };
+    const rows = (['floor-signal', 'delivered', 'floor-activities', 'revoke'] as const)
+      .filter((k) => p[k]?.length)
+      .map((k) => [
+        NAMES[k],
+        fmtSpread(s(p[k], (r) => r.perSecond), 1),
+        k === 'delivered' ? fmtSpread(rDelivered, 3) : k === 'revoke' ? fmtSpread(rRevoke, 3) : '',
+        `${fmt(s(p[k], (r) => r.endToEnd.p50).median)} / ${fmt(s(p[k], (r) => r.endToEnd.p99).median)}`,
+        fmt(s(p[k], (r) => r.rssPeakMiB.worker).median),
+        fmt(s(p[k], (r) => r.rssPeakMiB.server).median),
+        cpuShare(p[k]),
+        String((p[k] ?? []).reduce((n, r) => n + r.failures, 0)),
+      ]);
+    both(
+      `Scenarios 1–3: completions per second (${meta.concurrency} in flight, ${meta.n} messages per run)`,
+      table(['workflow', 'completed/s', 'ratio to floor', 'e2e p50 / p99 ms', 'worker RSS MiB', 'server RSS MiB', 'CPU % server/worker/webhook/bench', 'failed'], rows),
+      'Ratio: each guard run over the floor run beside it, median (min–max) over the runs. CPU: percent of one core during the run (the machine has ' +
+        `${meta.machine.cpus}). e2e: start call → workflow closed, including the ${meta.deliverAfterMs} ms delivery delay or the ${meta.staleInMs} ms deadline.`,
+    );
+    goals.push(['Scenario 2 ≥ 0.9 × floor 1', fmtSpread(rDelivered, 3), verdict(Number.isFinite(rDelivered.median) ? rDelivered.median >= GOAL_RATIO : undefined)]);
+    goals.push(['Scenario 3 ≥ 0.9 × floor 2', fmtSpread(rRevoke, 3), verdict(Number.isFinite(rRevoke.median) ? rRevoke.median >= GOAL_RATIO : undefined)]);
+    chart(
+      'scenario-1-floor.svg',
+      barChart('Scenario 1: the Temporal floor', 'workflows completed per second', [
+        ...(['floor-signal', 'floor-activities'] as const).filter((k) => p[k]).map((k) => ({ label: NAMES[k], ...s(p[k], (r) => r.perSecond), group: k })),
+      ]),
+      'Scenario 1 chart',
+    );
+    chart(
+      'scenario-2-delivered.svg',
+      barChart('Scenario 2: delivered path vs floor 1', 'completed per second', [
+        ...(['floor-signal', 'delivered'] as const).filter((k) => p[k]).map((k) => ({ label: NAMES[k], ...s(p[k], (r) => r.perSecond), group: k })),
+      ], `ratio ${fmtSpread(rDelivered, 3)} (goal ≥ ${GOAL_RATIO})`),
+      'Scenario 2 chart',
+    );
+
+    // Deadline → SMS
+    const lat: string[][] = [];
+    const latRow = (name: string, runs: PathRun[] | undefined) => {
+      const runsWith = (runs ?? []).filter((r) => r.deadlineToSms);
+      if (!runsWith.length) return;
+      lat.push([
+        name,
+        fmtSpread(spread(runsWith.map((r) => r.deadlineToSms?.p50 ?? NaN))),
+        fmtSpread(spread(runsWith.map((r) => r.deadlineToSms?.p99 ?? NaN))),
+        fmtSpread(spread(runsWith.map((r) => r.deadlineToSms?.max ?? NaN))),
+        fmtSpread(spread(runsWith.map((r) => r.perSecond)), 1),
+      ]);
+    };
+    latRow(`saturating: ${meta.concurrency} in flight`, p.revoke);
+    latRow(`paced: ${results.paced?.ratePerSecond ?? '—'} new guards/s`, results.paced?.revoke);
+    if (lat.length) {
+      both('Scenario 3: deadline → SMS accepted (ms, from the sink’s timestamps)', table(['load', 'p50', 'p99', 'max', 'guards/s'], lat));
+      const paced99 = spread((results.paced?.revoke ?? []).map((r) => r.deadlineToSms?.p99 ?? NaN)).median;
+      const sat99 = spread((p.revoke ?? []).map((r) => r.deadlineToSms?.p99 ?? NaN)).median;
+      goals.push(['Deadline → SMS p99 < 1 s (paced load)', `${fmt(paced99)} ms`, verdict(Number.isFinite(paced99) ? paced99 < GOAL_P99_MS : undefined)]);
+      goals.push(['Deadline → SMS p99 < 1 s (saturating load)', `${fmt(sat99)} ms`, verdict(Number.isFinite(sat99) ? sat99 < GOAL_P99_MS : undefined)]);
+      const series = [
+        { name: `saturating (${meta.concurrency} in flight)`, points: cdfPoints((p.revoke ?? []).flatMap((r) => r.deadlineToSmsSamples ?? [])) },
+        { name: `paced (${results.paced?.ratePerSecond ?? '—'}/s)`, points: cdfPoints((results.paced?.revoke ?? []).flatMap((r) => r.deadlineToSmsSamples ?? [])) },
+      ].filter((x) => x.points.length);
+      chart(
+        'scenario-3-revoke.svg',
+        lineChart('Scenario 3: deadline → SMS accepted', 'ms after staleAt', '% of guards', series, {
+          note: `revoke path ${fmtSpread(s(p.revoke, (r) => r.perSecond), 1)}/s vs floor 2 ${fmtSpread(s(p['floor-activities'], (r) => r.perSecond), 1)}/s: ratio ${fmtSpread(rRevoke, 3)}`,
+        }),
+        'Scenario 3 chart',
+      );
+    }
+  }
+
+  // Where the time after the deadline goes (histories)
+  const h = results.history;
+  const legRows: string[][] = [];
+  for (const [name, figs] of [
+    ['Floor 2, 4 in flight', h['floor-activities']?.canonical],
+    ['Guard revoke, 4 in flight', h.revoke?.canonical],
+    [`Floor 2, ${meta.concurrency} in flight`, h['floor-activities']?.loaded],
+    [`Guard revoke, ${meta.concurrency} in flight`, h.revoke?.loaded],
+  ] as const) {
+    const legs = figs && legMedians([...figs]);
+    if (legs) legRows.push([name, ...[...LEGS, 'total'].map((l) => fmt(legs[l] ?? NaN))]);
+  }
+  if (legRows.length) {
+    both(
+      'Where the time from deadline to last activity goes (median ms per leg, from histories)',
+      table(['path', ...LEGS, 'total'], legRows),
+      'timer-late: TimerFired after the deadline; wft-queue: workflow task scheduled → picked up by the worker; wft-run: picked up → completed (worker + the server persisting it); ' +
+        'activity-queue / -run: the same for activities (the last one is the SMS send or floor step 2).',
+    );
+  }
+
+  // ---- scenario 4 ----
+  if (results.webhook.length) {
+    const w = results.webhook;
+    const g = (f: (r: (typeof w)[number]) => number) => spread(w.map(f));
+    both(
+      'Scenario 4: webhook events into signals (events/s; ack latency ms)',
+      table(
+        ['method', 'events/s', 'p50 ms', 'p99 ms', 'failures'],
+        [
+          ['webhook adapter (signed push → signal)', fmtSpread(g((r) => r.adapter.eventsPerSecond)), fmtSpread(g((r) => r.adapter.p50), 1), fmtSpread(g((r) => r.adapter.p99), 1), String(w.reduce((n, r) => n + r.adapter.failures, 0))],
+          ['direct client signalWithStart', fmtSpread(g((r) => r.direct.eventsPerSecond)), fmtSpread(g((r) => r.direct.p50), 1), fmtSpread(g((r) => r.direct.p99), 1), String(w.reduce((n, r) => n + r.direct.failures, 0))],
+          ['adapter / direct (side-by-side pairs)', fmtSpread(g((r) => r.medianPairRatio), 3), '', '', ''],
+        ],
+      ),
+    );
+    chart(
+      'scenario-4-webhook.svg',
+      barChart('Scenario 4: webhook vs direct signal loop', 'events per second', [
+        { label: 'webhook adapter', ...g((r) => r.adapter.eventsPerSecond), group: 'a' },
+        { label: 'direct signalWithStart', ...g((r) => r.direct.eventsPerSecond), group: 'd' },
+      ], `adapter/direct ${fmtSpread(g((r) => r.medianPairRatio), 3)}; ack p99 ${fmtSpread(g((r) => r.adapter.p99), 1)} ms vs ${fmtSpread(g((r) => r.direct.p99), 1)} ms`),
+      'Scenario 4 chart',
+    );
+  }
+
+  // ---- scenario 5 ----
+  if (results.scale.length) {
+    const sc = results.scale;
+    const g = (f: (r: (typeof sc)[number]) => number, d = 0) => fmtSpread(spread(sc.map(f)), d);
+    both(
+      `Scenario 5: ${fmt(sc[0]?.guards ?? NaN)} sleeping guards`,
+      table(
+        ['figure', 'value'],
+        [
+          ['start rate (guards/s)', g((r) => r.startPerSecond, 1)],
+          ['worker RSS before → asleep (MiB)', `${g((r) => r.rssBefore.worker)} → ${g((r) => r.rssSleeping.worker)}`],
+          ['server RSS before → asleep (MiB)', `${g((r) => r.rssBefore.server)} → ${g((r) => r.rssSleeping.server)}`],
+          ['all resolved after wake-up (s)', g((r) => r.wakeSeconds)],
+          ['resolved per second', g((r) => r.wakePerSecond, 1)],
+          ['outcomes (delivered / SMS / other / open)', sc.map((r) => `${r.outcomes.delivered} / ${r.outcomes.fallbackSent} / ${r.outcomes.other} / ${r.outcomes.stillOpen}`).join('; ')],
+          ['SMS sent / duplicates', sc.map((r) => `${r.outcomes.smsSends} / ${r.outcomes.duplicateSms}`).join('; ')],
+          ['every guard reached the right outcome', sc.map((r) => (r.correct ? 'yes' : 'NO')).join(', ')],
+        ],
+      ),
+    );
+    const last = sc[sc.length - 1];
+    if (last) {
+      const starting = last.samples.filter((x) => x.count !== undefined);
+      chart(
+        'scenario-5-scale.svg',
+        lineChart('Scenario 5: RSS while guards pile up, sleep and resolve', 'seconds', 'RSS (MiB)', [
+          { name: 'worker RSS', points: starting.map((x) => [x.t / 1000, x.worker]) },
+          { name: 'server RSS', points: starting.map((x) => [x.t / 1000, x.server]) },
+          { name: 'guards started / 100', points: starting.map((x) => [x.t / 1000, (x.count ?? 0) / 100]) },
+        ], { note: `${fmt(last.guards)} guards; started by ${fmt(last.startSeconds)} s, asleep ${10} s, then woken` }),
+        'Scenario 5 chart',
+      );
+    }
+  }
+
+  // ---- scenario 6 ----
+  const histRows: string[][] = [];
+  const events = (f?: HistoryFigures[]) => (f?.length ? f.map((x) => x.events) : []);
+  for (const kind of ['floor-signal', 'delivered', 'floor-activities', 'revoke'] as const) {
+    const c = events(h[kind]?.canonical);
+    const l = events(h[kind]?.loaded);
+    if (!c.length) continue;
+    histRows.push([NAMES[kind], fmt(mode(c)), `${fmt(Math.min(...c))}–${fmt(Math.max(...c))}`, l.length ? `${fmt(Math.min(...l))}–${fmt(Math.max(...l))}` : '—', (h[kind]?.canonical[0]?.types ?? []).join(' ')]);
+  }
+  if (histRows.length) {
+    const d = mode(events(h.delivered?.canonical)) - mode(events(h['floor-signal']?.canonical));
+    const r = mode(events(h.revoke?.canonical)) - mode(events(h['floor-activities']?.canonical));
+    both(
+      'Scenario 6: history events per message (real histories)',
+      table(['workflow', 'events (typical)', 'range at 4 in flight', `range at ${meta.concurrency} in flight`, 'event types (first history)'], histRows),
+      `Guard − floor: delivered path ${Number.isFinite(d) ? (d >= 0 ? '+' : '') + d : '—'}, revoke path ${Number.isFinite(r) ? (r >= 0 ? '+' : '') + r : '—'}. ` +
+        'Under load a signal can arrive before the first workflow task, so both the floor and the guard skip their timer: the lower end of the range.',
+    );
+    if (Number.isFinite(d)) goals.push(['Delivered-path history within 2 events of floor 1', `${d >= 0 ? '+' : ''}${d}`, verdict(d <= 2)]);
+    chart(
+      'scenario-6-history.svg',
+      barChart('Scenario 6: history events per message', 'events (typical, range at 4 in flight)', (['floor-signal', 'delivered', 'floor-activities', 'revoke'] as const)
+        .filter((k) => h[k]?.canonical.length)
+        .map((k) => {
+          const c = events(h[k]?.canonical);
+          return { label: NAMES[k], median: mode(c), min: Math.min(...c), max: Math.max(...c), group: k.startsWith('floor') ? 'floor' : 'guard' };
+        })),
+      'Scenario 6 chart',
+    );
+  }
+
+  // ---- SQLite ----
+  if (results.sqlite.length) {
+    const rows = results.sqlite.map((e) => {
+      const rr = ratios(e.revoke, e.floor);
+      return [
+        e.name,
+        e.pragmas.length ? e.pragmas.join('; ') : '(none)',
+        fmtSpread(s(e.revoke, (r) => r.perSecond), 1),
+        fmtSpread(s(e.floor, (r) => r.perSecond), 1),
+        fmtSpread(rr, 3),
+        fmt(s(e.revoke, (r) => r.deadlineToSms?.p99 ?? NaN).median),
+        e.crash ? `${e.crash.foundAfterRestart}/${e.crash.acknowledged} starts, ${e.crash.completedFound}/${e.crash.completedBefore} closed` : '—',
+      ];
+    });
+    both(
+      'SQLite settings of the embedded dev server (revoke path and floor 2; crash = SIGKILL of the server under load, then restart)',
+      table(['setting', 'pragmas', 'revoke guards/s', 'floor 2 /s', 'ratio', 'deadline→SMS p99 ms', 'survived the crash'], rows),
+      results.sqlite.map((e) => `${e.name}: ${e.note}.`).join(' '),
+    );
+    chart(
+      'sqlite.svg',
+      barChart('SQLite settings: revoke path throughput', 'guards completed per second', results.sqlite.flatMap((e) => [
+        { label: `${e.name}: guards`, ...s(e.revoke, (r) => r.perSecond), group: 'guard' },
+        { label: `${e.name}: floor 2`, ...s(e.floor, (r) => r.perSecond), group: 'floor' },
+      ])),
+      'SQLite chart',
+    );
+  }
+
+  // ---- scale goal (needs two sizes) ----
+  if (results.scale.length) {
+    const w = spread(results.scale.map((r) => r.rssSleeping.worker)).median;
+    goals.push([`Worker RSS bounded with ${fmt(results.scale[0]?.guards ?? NaN)} sleeping guards`, `${fmt(w)} MiB (compare the 20k and 100k runs in bench/README.md)`, '—']);
+  }
+
+  // ---- CPU profiles ----
+  for (const prof of results.profiles ?? []) {
+    both(
+      `CPU profile ${prof.file} (${fmt(prof.busyMs / 1000, 1)} s busy of ${fmt(prof.wallMs / 1000, 1)} s)`,
+      table(['area / function', 'self ms', 'share of busy'], [
+        ...prof.areas.filter((a) => a.area !== 'idle').slice(0, 8).map((a) => [a.area, fmt(a.ms), `${fmt(100 * a.share, 1)} %`]),
+        ['—', '', ''],
+        ...prof.top.slice(0, 10).map((f) => [`${f.fn} (${f.where})`, fmt(f.ms), `${fmt(100 * f.share, 1)} %`]),
+      ]),
+    );
+  }
+
+  if (goals.length) {
+    const t = table(['goal', 'measured', 'verdict'], goals);
+    md.splice(1, 0, `### Goals\n\n${t.md}\n`);
+    txt.unshift(`Goals\n${table(['goal', 'measured', 'verdict'], goals.map((g) => [g[0] as string, g[1] as string, verdictText(g[2] === '—' ? undefined : g[2] === 'met')])).text}\n`);
+  }
+  const markdown = md.join('\n');
+  writeFileSync(join(where.dir, `${where.stamp}.md`), markdown);
+  return { console: txt.join('\n'), markdown };
+}
+
+function executedDirectly(): boolean {
+  try {
+    return Boolean(process.argv[1]) && realpathSync(process.argv[1] as string) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (executedDirectly()) {
+  const file = process.argv[2];
+  if (!file) {
+    console.error('usage: npx tsx bench/report.ts bench/results/<stamp>.json');
+    process.exit(2);
+  }
+  const results = JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
+  const { console: text } = writeReport(results, { dir: dirname(file), stamp: basename(file, '.json') });
+  console.log(text);
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// `npx rbm-guard …`: runs the TypeScript CLI (client/cli.ts) in this same process through tsx's
+// ESM loader, so the exit code and signals need no relaying through a child process. The CLI
+// reports its own failures as one line; this catches what happens before it runs (a broken install).
+import { register } from 'tsx/esm/api';
+
+register();
+try {
+  const { main } = await import('../client/cli.ts');
+  await main();
+} catch (err) {
+  process.stderr.write(`error: rbm-guard could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,128 @@
+// The chaos run's batch, reproducible from a seed: what a real mix of RBM traffic looks like with
+// deadlines scaled from minutes and hours down to seconds. OTPs (AUTHENTICATION) must reach the user
+// one way or the other, so they fall back to SMS even when the outcome stays unknown; promotions
+// don't. Some messages the guard sends itself (with the platform's own TTL at the deadline), some the
+// backend sent (a few with a backend TTL just after the deadline). The platform-side faults the issue
+// lists (429/5xx, hangs, lost responses, races, duplicate/out-of-order/missing events) are drawn by
+// the simulator's own random faults; this module only decides when each phone takes its message.
+import type { GuardPolicy, MessageTrafficType } from '../../workflows/contract.ts';
+import type { DeliveryPlan } from '../sim/rbm-simulator.ts';
+
+export type ChaosKind =
+  /** AUTHENTICATION, SMS fallback, falls back even when delivery stays unknown. */
+  | 'otp'
+  /** TRANSACTION the guard sends itself (expireTime = staleAt, so the platform's TTL races the guard). */
+  | 'txn-guard-sent'
+  /** PROMOTION with an SMS fallback; no fallback when delivery stays unknown. */
+  | 'promo-sms'
+  /** PROMOTION with no fallback at all: revoked or delivered, never an SMS. */
+  | 'promo-rbm-only';
+
+export type DeliveryTiming = 'in-time' | 'near-deadline' | 'never';
+
+export interface ChaosMessage {
+  index: number;
+  kind: ChaosKind;
+  agentId: string;
+  messageId: string;
+  /** Unique per message: SMS are counted per phone. */
+  phone: string;
+  trafficType: MessageTrafficType;
+  /** When the backend sends and tracks it, in ms after the batch starts. */
+  sendAtMs: number;
+  staleInMs: number;
+  fallbackText: string | null;
+  /** Set when the guard sends the RBM message itself. */
+  sendText: string | null;
+  /** A backend-sent message's own platform TTL, in ms after it was sent (none = no TTL). */
+  expireInMs: number | null;
+  timing: DeliveryTiming;
+  /** Only when the phone takes it and what the TTL does; the simulator draws every fault on top. */
+  plan: Pick<DeliveryPlan, 'deliverAfterMs'> & Partial<Pick<DeliveryPlan, 'ttlOutcome'>>;
+  policy: GuardPolicy;
+}
+
+/**
+ * The per-message policies of the chaos run: short, so a thousand guards drain in a few minutes,
+ * and the same shape as production's defaults (client/track-input.ts) scaled down.
+ */
+export const CHAOS_POLICY = {
+  /** Wait this long for a late DELIVERED after an ambiguous revoke or a 404 (prod: 30 s). */
+  graceMs: 2_000,
+  /** Stay open this long after the decision to hear a DELIVERED that makes it a double (prod: 10 min). */
+  lingerMs: 8_000,
+  /** Revoke rounds before the outcome counts as unknown (prod: 3). */
+  maxRevokeRounds: 2,
+  /** Attempts per round: 429/5xx/timeouts retried with 1 s, 2 s backoff (prod: 5). */
+  revokeAttempts: 3,
+  /** SMS attempts before FALLBACK_FAILED: backoff 1, 2, 4, 8, 16 s covers a 10 % 5xx rate (prod: 8). */
+  fallbackAttempts: 6,
+} as const;
+
+/** mulberry32: the same sequence for the same seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface BatchOptions {
+  n: number;
+  seed: number;
+  /** Messages are sent evenly over this window (a backend's traffic, not one burst). */
+  arrivalWindowMs: number;
+  agentId?: string;
+}
+
+export function chaosBatch({ n, seed, arrivalWindowMs, agentId = 'chaos-agent' }: BatchOptions): ChaosMessage[] {
+  const random = seededRandom(seed);
+  const between = (lo: number, hi: number) => Math.round(lo + random() * (hi - lo));
+  const runTag = (seed >>> 0).toString(36);
+  const out: ChaosMessage[] = [];
+  for (let index = 0; index < n; index++) {
+    const k = random();
+    const kind: ChaosKind = k < 0.4 ? 'otp' : k < 0.55 ? 'txn-guard-sent' : k < 0.8 ? 'promo-sms' : 'promo-rbm-only';
+    const promo = kind === 'promo-sms' || kind === 'promo-rbm-only';
+    // An OTP valid 10 minutes → 12–20 s; a promotion valid hours → 15–25 s. The floor stays well
+    // above a Temporal outage plus its restart on a busy machine, so a backend retrying track()
+    // still tracks before the deadline (track() refuses a deadline in the past).
+    const staleInMs = promo ? between(15_000, 25_000) : between(12_000, 20_000);
+
+    const t = random();
+    const timing: DeliveryTiming = t < 0.5 ? 'in-time' : t < 0.62 ? 'near-deadline' : 'never';
+    const deliverAfterMs =
+      timing === 'in-time'
+        ? between(200, Math.round(staleInMs * 0.85))
+        : timing === 'near-deadline'
+          ? between(Math.round(staleInMs * 0.9), Math.round(staleInMs * 1.4))
+          : null;
+    const plan: ChaosMessage['plan'] = { deliverAfterMs };
+
+    let expireInMs: number | null = null;
+    if (kind === 'otp' && random() < 0.25) expireInMs = staleInMs + between(500, 2_000);
+    if (kind === 'txn-guard-sent' && random() < 0.25) plan.ttlOutcome = 'revoke-failed';
+
+    out.push({
+      index,
+      kind,
+      agentId,
+      messageId: `chaos-${runTag}-${String(index).padStart(5, '0')}`,
+      phone: `+1444${String(index).padStart(7, '0')}`,
+      trafficType: kind === 'otp' ? 'AUTHENTICATION' : kind === 'txn-guard-sent' ? 'TRANSACTION' : 'PROMOTION',
+      sendAtMs: Math.round((index * arrivalWindowMs) / Math.max(1, n)),
+      staleInMs,
+      fallbackText: kind === 'promo-rbm-only' ? null : kind === 'otp' ? `Your code is ${between(100000, 999999)}` : `Message ${index}`,
+      sendText: kind === 'txn-guard-sent' ? `Your order ${index} has shipped` : null,
+      expireInMs,
+      timing,
+      plan,
+      policy: { ...CHAOS_POLICY, onUnknown: promo ? 'no-fallback' : 'fallback' },
+    });
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+// `npm run chaos [-- --n 1000 --seed 1 --no-kills --keep]`: the chaos run of issue 6 (see ./run.ts).
+// Prints the report table and exits 1 on any invariant violation (2 on a bad flag, 3 if the run
+// itself could not complete).
+import { parseArgs } from 'node:util';
+import { formatReport, runChaos } from './run.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    n: { type: 'string', default: '1000' },
+    seed: { type: 'string' },
+    'no-kills': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+const n = Number(flags.n);
+const seed = flags.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(flags.seed);
+if (!Number.isInteger(n) || n < 1 || n > 20_000) usage(`--n must be a whole number from 1 to 20000, not ${flags.n}`);
+if (!Number.isInteger(seed) || seed < 0) usage(`--seed must be a non-negative whole number, not ${flags.seed}`);
+
+try {
+  const report = await runChaos({
+    n,
+    seed,
+    kills: !flags['no-kills'],
+    keepData: flags.keep,
+    progress: flags.quiet ? undefined : (line) => console.log(line),
+  });
+  console.log(`\n${formatReport(report)}`);
+  process.exit(report.violations.length ? 1 : 0);
+} catch (err) {
+  console.error(`The chaos run could not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(3);
+}
+
+function usage(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
