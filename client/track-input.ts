@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   MESSAGE_TRAFFIC_TYPES,
+  normalizeAgentId,
   ON_UNKNOWN,
   type GuardPolicy,
   type MessageTrafficType,
@@ -91,7 +92,7 @@ export function parseTrackInput(input: unknown, now: Date = new Date()): Tracked
   const v = parsed.data;
   const staleAt = resolveStaleAt(v.staleAt, v.staleIn, now);
   return {
-    agentId: v.agentId,
+    agentId: normalizeAgentId(v.agentId),
     messageId: v.messageId,
     phone: v.phone,
     staleAt: staleAt.toISOString(),

@@ -233,3 +233,13 @@ describe('lifecycle: cancel and extend', () => {
     expect(canExtend(g, 'soon', NOW)).toMatch(/not a valid date/);
   });
 });
+
+describe('contract: one guard per (agent, message)', () => {
+  it('the webhook’s `agent@rbm.goog` and the backend’s bare agent id name the same guard', async () => {
+    const { guardWorkflowId } = await import('../workflows/contract.ts');
+    const { parseTrackInput } = await import('../client/track-input.ts');
+    expect(guardWorkflowId('acme@rbm.goog', 'm1')).toBe(guardWorkflowId('acme', 'm1'));
+    const tracked = parseTrackInput({ agentId: 'acme@rbm.goog', messageId: 'm1', phone: '+14155550100', staleIn: '1m' });
+    expect(tracked.agentId).toBe('acme');
+  });
+});

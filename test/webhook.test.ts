@@ -10,7 +10,8 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter, WorkflowIdReusePolicy } from '@temporalio/common';
 import { loadConfig, type Config } from '../config/index.ts';
 import { eventSignals, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardInput, type RbmEventSignal } from '../workflows/contract.ts';
-import { buildWebhookApp, EVENTS_PATH, normalizeAgentId, rbmSignature } from '../client/webhook/app.ts';
+import { buildWebhookApp, EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
+import { normalizeAgentId } from '../workflows/contract.ts';
 import { startWebhookServer, WebhookStartError, type WebhookServer } from '../client/webhook/server.ts';
 
 const TOKEN = 'token-current';

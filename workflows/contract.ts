@@ -10,7 +10,13 @@ export const WORKFLOW_TYPE = 'rbmGuard';
 
 /** Every guard's id: one per (agent, message), so registration and events meet whichever comes first. */
 export function guardWorkflowId(agentId: string, messageId: string): string {
-  return `rbm-guard/${agentId}/${messageId}`;
+  return `rbm-guard/${normalizeAgentId(agentId)}/${messageId}`;
+}
+
+/** RBM writes agent ids both bare and as `<id>@rbm.goog`; a guard knows its agent by the bare id. */
+export function normalizeAgentId(agentId: string): string {
+  const trimmed = agentId.trim();
+  return trimmed.toLowerCase().endsWith('@rbm.goog') ? trimmed.slice(0, -'@rbm.goog'.length) : trimmed;
 }
 
 /** States a guard passes through. Terminal states are also outcomes. */

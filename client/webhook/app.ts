@@ -22,6 +22,7 @@ import {
   type GuardEventType,
   type GuardInput,
   type RbmEventSignal,
+  normalizeAgentId,
 } from '../../workflows/contract.ts';
 
 export const EVENTS_PATH = '/rbm/events';
@@ -51,16 +52,6 @@ export interface WebhookAppOptions {
   signalTimeoutMs?: number;
   /** Deadline for the readiness probe's call to Temporal. Default 2 s. */
   readyTimeoutMs?: number;
-}
-
-/**
- * The one place an RBM agent id is normalised: RBM names agents `name@rbm.goog` in some payloads
- * and `name` in others (the API's `agentId` query parameter takes the bare name). Guards are keyed
- * by the bare name, so every id is stripped of a trailing `@rbm.goog` before `guardWorkflowId`.
- */
-export function normalizeAgentId(agentId: string): string {
-  const trimmed = agentId.trim();
-  return trimmed.toLowerCase().endsWith('@rbm.goog') ? trimmed.slice(0, -'@rbm.goog'.length) : trimmed;
 }
 
 /** base64(HMAC-SHA512(key = clientToken as UTF-8, message = the decoded bytes of message.data)). */
