@@ -42,6 +42,8 @@ export const envSchema = z.object({
   RBM_CLIENT_TOKEN: opt(z.string().min(1)),
   WEBHOOK_PORT: withDefault(port, 8080),
   WEBHOOK_HOST: withDefault(z.string().min(1), '0.0.0.0'),
+  /** How long the webhook waits for Temporal to accept a signal before answering 503 (RBM retries). */
+  WEBHOOK_SIGNAL_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 5000),
   WEBHOOK_BODY_LIMIT_BYTES: withDefault(z.coerce.number().int().positive(), 64 * 1024),
   /** How long a guard started by an early event waits for the backend's track before ORPHANED. */
   WEBHOOK_ORPHAN_AFTER_MS: withDefault(z.coerce.number().int().positive(), 24 * 60 * 60 * 1000),

@@ -59,7 +59,7 @@ export async function startWebhookServer(config: Config, options: WebhookServerO
       config,
       logger,
       metrics: options.metrics,
-      signalTimeoutMs: options.signalTimeoutMs,
+      signalTimeoutMs: options.signalTimeoutMs ?? config.WEBHOOK_SIGNAL_TIMEOUT_MS,
     });
     await app.listen({ host: config.WEBHOOK_HOST, port: config.WEBHOOK_PORT });
   } catch (err) {
