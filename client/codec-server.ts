@@ -12,10 +12,10 @@
 // - browsers only from the configured UI origins (RBM_GUARD_CODEC_ORIGINS): CORS for those, 403
 //   for any other Origin. Requests without an Origin (CLI, curl) need only the token.
 // Payloads, tokens and URLs are never logged.
+import { isEntryPoint } from '../config/entrypoint.ts';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Payload, PayloadCodec } from '@temporalio/common';
@@ -280,14 +280,5 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-function executedDirectly(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
 
-if (executedDirectly()) await main();
+if (isEntryPoint(import.meta.url)) await main();

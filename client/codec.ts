@@ -8,10 +8,10 @@
 // allows only state, outcome, agent and deadline there.
 //
 // `npm run keygen -- <id>` prints a new `id:base64key` entry.
+import { isEntryPoint } from '../config/entrypoint.ts';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 // A CommonJS package whose exports Node's ESM loader cannot list: default import, then destructure.
 import proto from '@temporalio/proto';
@@ -265,18 +265,9 @@ export function ephemeralEncryption(id = 'ephemeral'): { env: { RBM_GUARD_ENCRYP
   };
 }
 
-function executedDirectly(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
 
 // `npm run keygen -- <id>`: prints one new key entry to append to the key list.
-if (executedDirectly()) {
+if (isEntryPoint(import.meta.url)) {
   const id = process.argv[2] ?? `k${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`;
   try {
     console.log(generateKeyEntry(id));

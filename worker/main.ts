@@ -2,8 +2,8 @@
 // starts an embedded Temporal dev server (SQLite under the data folder, Web UI, our search
 // attributes) and the codec server its UI decrypts payloads through. `--only worker` /
 // `--only webhook` / `--only codec` run one part (the compose file does).
+import { isEntryPoint } from '../config/entrypoint.ts';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type LogLevel } from '@temporalio/worker';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
@@ -203,4 +203,4 @@ async function main() {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) void main();
+if (isEntryPoint(import.meta.url)) void main();

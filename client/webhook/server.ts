@@ -1,8 +1,7 @@
 // The webhook adapter as a process: config, one Temporal connection, the app, listen, graceful close.
 // `npm start` (worker/main.ts) calls startWebhookServer() beside the worker; `npm run start:webhook`
 // runs this file alone.
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { isEntryPoint } from '../../config/entrypoint.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Client } from '@temporalio/client';
@@ -115,14 +114,5 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-function executedDirectly(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
 
-if (executedDirectly()) await main();
+if (isEntryPoint(import.meta.url)) await main();

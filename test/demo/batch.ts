@@ -1,6 +1,7 @@
 // The demo's realistic mixed batch, reproducible from a seed: OTPs with short deadlines, promotions
 // with longer ones; most delivered in time, some late, some never, some racing the revoke, some
 // meeting a flaky RBM API on the way.
+import { seededRandom } from '../support/random.ts';
 import type { MessageTrafficType } from '../../workflows/contract.ts';
 import type { DeliveryPlan, RbmFault } from '../sim/rbm-simulator.ts';
 
@@ -16,18 +17,9 @@ export interface DemoMessage {
   revokeFaults: RbmFault[];
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function demoBatch(n: number, seed: number): DemoMessage[] {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const between = (lo: number, hi: number) => Math.round(lo + random() * (hi - lo));
   const out: DemoMessage[] = [];
   for (let i = 0; i < n; i++) {

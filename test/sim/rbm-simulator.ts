@@ -5,6 +5,7 @@
 //
 // Deliberately independent of the code under test: it defines its own constants (scope, audience)
 // so a typo on the client side shows up as a failure instead of matching itself.
+import { seededRandom } from '../support/random.ts';
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -444,17 +445,6 @@ function googleError(code: number, message: string, headers?: Record<string, str
   return { status: code, body: { error: { code, message, status: GOOGLE_STATUS[code] ?? 'UNKNOWN' } }, headers };
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The simulator

@@ -2,6 +2,7 @@
 // a generic JSON endpoint (POST /messages) and Twilio's Messages API — with idempotency keys,
 // injectable faults and an outage switch. Every accepted send is recorded, so a test can assert
 // "sent exactly once" without trusting the client's own word.
+import { seededRandom } from '../support/random.ts';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -88,16 +89,6 @@ interface Answer {
   headers?: Record<string, string>;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function twilioError(status: number, code: number, message: string, headers?: Record<string, string>): Answer {
   return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status }, headers };
@@ -137,7 +128,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
   let closing = false;
 
   const setRandomFaults = (r: SmsRandomFaults | undefined) => {
-    random = r ? { faults: r, next: mulberry32(r.seed) } : undefined;
+    random = r ? { faults: r, next: seededRandom(r.seed) } : undefined;
   };
   setRandomFaults(options.random);
 
