@@ -7,6 +7,7 @@
 // the simulator's own random faults; this module only decides when each phone takes its message.
 import type { GuardPolicy, MessageTrafficType } from '../../workflows/contract.ts';
 import type { DeliveryPlan } from '../sim/rbm-simulator.ts';
+import { seededRandom } from '../support/random.ts';
 
 export type ChaosKind =
   /** AUTHENTICATION, SMS fallback, falls back even when delivery stays unknown. */
@@ -58,18 +59,6 @@ export const CHAOS_POLICY = {
   /** SMS attempts before FALLBACK_FAILED: backoff 1, 2, 4, 8, 16 s covers a 10 % 5xx rate (prod: 8). */
   fallbackAttempts: 6,
 } as const;
-
-/** mulberry32: the same sequence for the same seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface BatchOptions {
   n: number;

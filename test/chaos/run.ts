@@ -15,7 +15,8 @@ import { freePort } from '../../worker/dev-server.ts';
 import type { RandomFaults } from '../sim/rbm-simulator.ts';
 import type { SmsRandomFaults } from '../sim/sms-sink.ts';
 import { startLocalStack, type LocalStack } from '../stack/local-stack.ts';
-import { CHAOS_POLICY, chaosBatch, seededRandom, type ChaosMessage } from './batch.ts';
+import { seededRandom } from '../support/random.ts';
+import { CHAOS_POLICY, chaosBatch, type ChaosMessage } from './batch.ts';
 import { check, INVARIANTS, type CheckedMessage, type CheckResult, type GuardRecord, type Violation } from './checker.ts';
 
 /** The platform faults. */
@@ -161,7 +162,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const random = seededRandom(seed ^ 0xc4a05);
 
     // ---- process faults, at seeded random moments while guards are deciding ----
-    const schedule = kills ? processFaultSchedule(random, 2_000, arrivalWindowMs + maxStaleIn + 6_000) : [];
+    // Kills from the first deadline on (when revokes and SMS are in flight) to the last deadline.
+    const minStaleIn = Math.min(...batch.map((m) => m.staleInMs));
+    const schedule = kills ? processFaultSchedule(random, minStaleIn, arrivalWindowMs + maxStaleIn + 6_000, arrivalWindowMs) : [];
     const processFaults: ProcessFault[] = [];
     const start = Date.now();
     const scheduler = (async () => {
@@ -327,15 +330,20 @@ interface PlannedFault {
   at: number;
 }
 
-/** Three worker kills, one webhook kill and one Temporal restart, in a seeded order, spread out. */
-function processFaultSchedule(random: () => number, fromMs: number, toMs: number): PlannedFault[] {
-  const kinds: ProcessFault['what'][] = ['worker SIGKILL', 'worker SIGKILL', 'worker SIGKILL', 'webhook SIGKILL', 'Temporal stop/restart'];
+/**
+ * Three worker kills and one webhook kill spread over the whole active window, in a seeded order; the
+ * Temporal restart always while the backend is still tracking (so track() has to ride it out).
+ */
+function processFaultSchedule(random: () => number, fromMs: number, toMs: number, trackingUntilMs: number): PlannedFault[] {
+  const temporal = { what: 'Temporal stop/restart' as const, at: Math.round(2_000 + random() * 0.6 * Math.max(0, trackingUntilMs - 2_000)) };
+  const kinds: ProcessFault['what'][] = ['worker SIGKILL', 'worker SIGKILL', 'worker SIGKILL', 'webhook SIGKILL'];
   for (let i = kinds.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
   }
   const slot = (toMs - fromMs) / kinds.length;
-  return kinds.map((what, i) => ({ what, at: Math.round(fromMs + i * slot + random() * slot * 0.6) }));
+  const kills = kinds.map((what, i) => ({ what, at: Math.round(fromMs + i * slot + random() * slot * 0.6) }));
+  return [...kills, temporal].sort((a, b) => a.at - b.at);
 }
 
 async function inflict(stack: LocalStack, what: ProcessFault['what'], at: number, random: () => number, progress: (l: string) => void): Promise<ProcessFault> {
