@@ -55,6 +55,9 @@ export const trackInputSchema = z
     phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 number like +14155550100'),
     staleAt: z.union([z.date(), z.string()]).optional(),
     staleIn: duration.optional(),
+    /** When the backend sent the message. staleIn counts from it, and a staleAt already past is
+     * accepted when it lies after sentAt: a message tracked late (Temporal was down) is still guarded. */
+    sentAt: z.union([z.date(), z.string()]).optional(),
     trafficType: z.enum(MESSAGE_TRAFFIC_TYPES).default('TRANSACTION'),
     fallbackText: z.string().min(1, 'must not be empty').max(MAX_FALLBACK_TEXT, `at most ${MAX_FALLBACK_TEXT} characters (10 SMS segments)`).nullable().optional(),
     sendText: z.string().min(1).max(MAX_RBM_TEXT).optional(),
@@ -90,7 +93,7 @@ export function parseTrackInput(input: unknown, now: Date = new Date()): Tracked
     throw new ValidationError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(input)', message: i.message })));
   }
   const v = parsed.data;
-  const staleAt = resolveStaleAt(v.staleAt, v.staleIn, now);
+  const staleAt = resolveStaleAt(v.staleAt, v.staleIn, v.sentAt, now);
   return {
     agentId: normalizeAgentId(v.agentId),
     messageId: v.messageId,
@@ -103,19 +106,31 @@ export function parseTrackInput(input: unknown, now: Date = new Date()): Tracked
   };
 }
 
-function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | undefined, now: Date): Date {
+function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | undefined, sentAtInput: Date | string | undefined, now: Date): Date {
   const fail = (field: string, message: string) => new ValidationError([{ field, message }]);
+  const sentAt = sentAtInput === undefined ? undefined : toDate(sentAtInput);
+  if (sentAt && Number.isNaN(sentAt.getTime())) throw fail('sentAt', `not an ISO-8601 date-time with a zone: ${String(sentAtInput)}`);
+  if (sentAt && sentAt.getTime() > now.getTime() + 60_000) throw fail('sentAt', `${sentAt.toISOString()} is in the future`);
   if (staleAt !== undefined && staleIn !== undefined) throw fail('staleAt', 'give staleAt or staleIn, not both');
   if (staleAt === undefined && staleIn === undefined) throw fail('staleAt', 'required (or staleIn)');
+  const from = sentAt ?? now;
   if (staleIn !== undefined) {
     if (staleIn > MAX_LIFETIME_MS) throw fail('staleIn', 'at most 15 days (RBM’s own maximum)');
-    return new Date(now.getTime() + staleIn);
+    return new Date(from.getTime() + staleIn);
   }
-  const at = staleAt instanceof Date ? staleAt : parseIsoDate(staleAt as string);
-  if (!at || Number.isNaN(at.getTime())) throw fail('staleAt', `not an ISO-8601 date-time with a zone: ${String(staleAt)}`);
-  if (at.getTime() <= now.getTime()) throw fail('staleAt', `${at.toISOString()} is in the past`);
-  if (at.getTime() - now.getTime() > MAX_LIFETIME_MS) throw fail('staleAt', 'at most 15 days ahead (RBM’s own maximum)');
+  const at = toDate(staleAt as Date | string);
+  if (Number.isNaN(at.getTime())) throw fail('staleAt', `not an ISO-8601 date-time with a zone: ${String(staleAt)}`);
+  if (at.getTime() - from.getTime() > MAX_LIFETIME_MS) throw fail('staleAt', 'at most 15 days ahead (RBM’s own maximum)');
+  if (at.getTime() <= now.getTime()) {
+    // A past deadline is a typo unless the backend says the message was sent before it.
+    if (!sentAt) throw fail('staleAt', `${at.toISOString()} is in the past (give sentAt to guard a message tracked after its deadline)`);
+    if (at.getTime() <= sentAt.getTime()) throw fail('staleAt', `${at.toISOString()} is not after sentAt ${sentAt.toISOString()}`);
+  }
   return at;
+}
+
+function toDate(value: Date | string): Date {
+  return value instanceof Date ? value : (parseIsoDate(value) ?? new Date(NaN));
 }
 
 /** Only full ISO-8601 date-times with a zone: "tomorrow" or a bare date is ambiguous for a deadline. */

@@ -261,6 +261,8 @@ describe('client: track', () => {
     ['no phone', { phone: undefined }, 'phone:'],
     ['an empty messageId', { messageId: '' }, 'messageId: must not be empty'],
     ['staleAt in the past', { staleIn: undefined, staleAt: '2001-01-01T00:00:00Z' }, 'staleAt: 2001-01-01T00:00:00.000Z is in the past'],
+    ['staleAt before sentAt', { staleIn: undefined, sentAt: '2001-01-01T00:00:10Z', staleAt: '2001-01-01T00:00:00Z' }, 'is not after sentAt'],
+    ['sentAt in the future', { sentAt: '2999-01-01T00:00:00Z' }, 'sentAt: 2999-01-01T00:00:00.000Z is in the future'],
     ['an unparseable staleAt', { staleIn: undefined, staleAt: 'next tuesday' }, 'staleAt: not an ISO-8601 date-time'],
     ['an unparseable staleIn', { staleIn: 'soon' }, 'staleIn: not a duration'],
     ['a fallback text over the SMS limit', { fallbackText: 'x'.repeat(2000) }, 'fallbackText: at most 1530 characters'],

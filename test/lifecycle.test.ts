@@ -103,6 +103,12 @@ describe('lifecycle: the deadline passes', () => {
     expect(spend('no-fallback').state).toBe('UNRESOLVED');
   });
 
+  it('rounds spent with policy fallback but nothing to send → UNRESOLVED, not REVOKED', () => {
+    const m = message({ fallback: null });
+    const g = run(tracked(m), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'AMBIGUOUS' }, { type: 'GRACE_ELAPSED' }, { type: 'REVOKE_RESULT', result: 'AMBIGUOUS' }, { type: 'GRACE_ELAPSED' });
+    expect(g.state).toBe('UNRESOLVED');
+  });
+
   it('revoke refused as a config error → REVOKE_ERROR, no fallback', () => {
     const g = run(tracked(), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'CONFIG_ERROR', detail: '403 PERMISSION_DENIED' });
     expect(g.state).toBe('REVOKE_ERROR');

@@ -169,15 +169,18 @@ function throwIf(error: string | null): void {
 
 // ---- activity calls: each result is mapped to a lifecycle event; failures are classified here ----
 
+/** One attempt of any activity: a few RBM/SMS request timeouts; after a worker crash, the wait before a retry. */
+const ATTEMPT_TIMEOUT = '30s';
+
 function activities(message: TrackedMessage) {
   const { revokeAttempts, fallbackAttempts } = message.policy;
   const rbmRetry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s' };
   const rbm = proxyActivities<GuardActivities>({
-    startToCloseTimeout: '60s',
+    startToCloseTimeout: ATTEMPT_TIMEOUT,
     retry: { ...rbmRetry, maximumAttempts: revokeAttempts, nonRetryableErrorTypes: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs] },
   });
   const sms = proxyActivities<GuardActivities>({
-    startToCloseTimeout: '60s',
+    startToCloseTimeout: ATTEMPT_TIMEOUT,
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,

@@ -265,7 +265,7 @@ function onGraceElapsed(g: Guard, now: string): Guard {
   if (g.revokeRounds < policy.maxRevokeRounds) {
     return revoke(g, now, 'GRACE_ELAPSED', `no DELIVERED within ${policy.graceMs} ms: revoke again`);
   }
-  if (policy.onUnknown === 'fallback') {
+  if (policy.onUnknown === 'fallback' && g.message?.fallback) {
     return fallback(g, now, 'ROUNDS_SPENT', `${g.revokeRounds} revoke rounds spent, outcome unknown; policy: fall back anyway`);
   }
   return record(g, now, 'UNRESOLVED', 'ROUNDS_SPENT', `${g.revokeRounds} revoke rounds spent, outcome unknown; policy: no fallback`);

@@ -114,14 +114,16 @@ describe.concurrent('chaos findings, reproduced', () => {
   // revoke, no SMS. Proposed fix (not made: it changes client/track-input.ts's tested contract): let
   // track() accept a past staleAt — the guard starts, finds the deadline passed, revokes at once and
   // falls back — and keep refusing past deadlines only where a person types them (the CLI, extend).
-  // `it.fails` keeps the suite green and turns red the day the fix lands: then make it a plain `it`.
-  it.fails('a track() accepted only after the deadline (Temporal was down) still guards the message', async () => {
+  // Fixed by track({ sentAt }): a deadline already past is accepted when it lies after the send.
+  it('a track() accepted only after the deadline (Temporal was down) still guards the message', async () => {
     const m = testMessage('track-after-deadline');
     stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
-    const staleAt = Date.now() + 500;
+    const sentAt = Date.now();
+    const staleAt = sentAt + 500;
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // the outage: every track() attempt fails
     const { workflowId } = await stack.guards.track({
       ...m,
+      sentAt: new Date(sentAt),
       staleAt: new Date(staleAt),
       trafficType: 'AUTHENTICATION',
       fallbackText: 'Your code is 4242',

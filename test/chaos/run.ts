@@ -202,6 +202,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         agentId: m.agentId,
         messageId: m.messageId,
         phone: m.phone,
+        sentAt: new Date(sentAt), // a track() that only gets through after the deadline is still guarded
         staleAt: new Date(staleAt),
         trafficType: m.trafficType,
         fallbackText: m.fallbackText,
@@ -483,6 +484,7 @@ async function fallbackFailedCheck(
           agentId,
           messageId,
           phone,
+          sentAt: new Date(sentAt),
           staleAt: new Date(staleAt),
           trafficType: 'AUTHENTICATION',
           fallbackText: `Your code is ${100000 + i}`,
