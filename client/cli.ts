@@ -47,7 +47,7 @@ export interface CliIo {
 
 const ALL_STATES = [...PENDING_STATES, ...OUTCOMES] as const;
 /** gRPC status codes the CLI explains (grpc-js's `status` enum, without importing grpc-js itself). */
-const GRPC = { DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
+const GRPC = { CANCELLED: 1, DEADLINE_EXCEEDED: 4, PERMISSION_DENIED: 7, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_QUERY_TIMEOUT_MS = 10_000;
 const DEFAULT_LIST_LIMIT = 100;
@@ -397,7 +397,9 @@ async function statusWithin(session: Session, guards: GuardClient, workflowId: s
   try {
     return await connection.withDeadline(Date.now() + timeoutMs, () => guards.status(workflowId));
   } catch (err) {
-    if (grpcCause(err)?.code !== GRPC.DEADLINE_EXCEEDED) throw err;
+    // A deadline that lapses while the call is queued surfaces as CANCELLED ("Call cancelled") in grpc-js.
+    const code = grpcCause(err)?.code;
+    if (code !== GRPC.DEADLINE_EXCEEDED && code !== GRPC.CANCELLED) throw err;
     const info = await connection.withDeadline(Date.now() + timeoutMs, () => client.workflow.getHandle(workflowId).describe());
     const state = info.typedSearchAttributes.get(SA.state) ?? 'unknown';
     throw new CliError(

@@ -123,7 +123,7 @@ function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | un
   if (at.getTime() - from.getTime() > MAX_LIFETIME_MS) throw fail('staleAt', 'at most 15 days ahead (RBM’s own maximum)');
   if (at.getTime() <= now.getTime()) {
     // A past deadline is a typo unless the backend says the message was sent before it.
-    if (!sentAt) throw fail('staleAt', `${at.toISOString()} is in the past (give sentAt to guard a message tracked after its deadline)`);
+    if (!sentAt) throw fail('staleAt', `${at.toISOString()} is in the past`);
     if (at.getTime() <= sentAt.getTime()) throw fail('staleAt', `${at.toISOString()} is not after sentAt ${sentAt.toISOString()}`);
   }
   return at;
