@@ -15,13 +15,7 @@ import { createRbmClient } from '../activities/rbm.ts';
 import { createGuardWorker, type GuardWorkerOptions } from '../worker/worker.ts';
 import { codecFromConfig, dataConverter } from '../client/codec.ts';
 import type { GuardActivities } from '../workflows/contract.ts';
-import type { FloorActivities } from '../workflows/floor.ts';
-
-export const floorActivities: FloorActivities = {
-  async floorStep(step) {
-    return step;
-  },
-};
+import { floorActivities } from './lib/floor-activities.ts';
 
 async function main() {
   const config = loadConfig();

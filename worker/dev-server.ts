@@ -17,10 +17,19 @@ export interface DevServerOptions {
   uiPort?: number;
   namespace?: string;
   codecEndpoint?: string;
-  /** Extra SQLite pragmas; WAL is the default (see bench/README.md). */
+  /** SQLite pragmas; default DEFAULT_SQLITE_PRAGMAS, [] = SQLite's own defaults (see bench/README.md). */
   sqlitePragmas?: string[];
   log?: (line: string) => void;
 }
+
+/**
+ * WAL with synchronous=NORMAL: a commit is an append to the WAL, fsynced at checkpoints only. Every
+ * committed transaction survives a crash of the server process (the OS holds the written WAL);
+ * an OS crash or power loss can lose the last commits before a checkpoint, never corrupt the file.
+ * The dev server keeps one SQLite connection, so each fsync stalls all of Temporal: with
+ * synchronous=FULL (fsync per commit) it ran ~3–5× slower here (bench/README.md, SQLite settings).
+ */
+export const DEFAULT_SQLITE_PRAGMAS = ['journal_mode=WAL', 'synchronous=NORMAL'];
 
 export interface DevServer {
   address: string;
@@ -55,7 +64,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     mkdirSync(dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);
   }
-  for (const pragma of options.sqlitePragmas ?? ['journal_mode=WAL']) args.push('--sqlite-pragma', pragma);
+  for (const pragma of options.sqlitePragmas ?? DEFAULT_SQLITE_PRAGMAS) args.push('--sqlite-pragma', pragma);
   if (options.uiPort !== undefined) args.push('--ui-port', String(options.uiPort), '--ui-disable-news-fetch');
   else args.push('--headless');
   if (options.codecEndpoint) args.push('--ui-codec-endpoint', options.codecEndpoint);

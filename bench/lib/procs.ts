@@ -91,3 +91,14 @@ export function peak(samples: readonly RssSample[], key: 'worker' | 'server'): n
   const values = samples.map((s) => s[key]).filter(Number.isFinite);
   return values.length ? Math.max(...values) : NaN;
 }
+
+/** Busy CPU seconds of the whole machine since boot (all cores), from /proc/stat. */
+export function machineBusySeconds(): number {
+  try {
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return (user + nice + system + irq + softirq + steal) / 100;
+  } catch {
+    return NaN;
+  }
+}

@@ -13,7 +13,7 @@ import type { GuardStatus } from '../../workflows/contract.ts';
 import { floorDoneSignal, floorSleepThenTwoActivities, floorTimerOrSignal } from '../../workflows/floor.ts';
 import { closedLoop, paced, sleep } from '../lib/drive.ts';
 import { FLOOR_TASK_QUEUE, type BenchEnv } from '../lib/env.ts';
-import { cpuSeconds, peak, sampleRss } from '../lib/procs.ts';
+import { cpuSeconds, machineBusySeconds, peak, sampleRss } from '../lib/procs.ts';
 import { latency, type Latency } from '../lib/stats.ts';
 
 export const PATH_KINDS = ['floor-signal', 'delivered', 'floor-activities', 'revoke'] as const;
@@ -28,12 +28,16 @@ const FAR_MS = 10 * 60_000;
 export const BENCH_AGENT = 'bench-agent';
 
 export interface CpuSplit {
-  /** CPU seconds used during the run by each process (tree). */
+  /** CPU seconds used during the run by each process (tree). worker = the one running this path. */
   worker: number;
+  /** The other worker (idle: the floor's during guard runs and the other way round). */
+  idleWorker: number;
   server: number;
   webhook: number;
   bench: number;
-  /** Wall seconds of the run: CPU / wall / 2 cores = share of the machine. */
+  /** Everything else on the machine (other people's processes): a run with much of it is noisy. */
+  foreign: number;
+  /** Wall seconds of the run: CPU / wall = cores used. */
   wall: number;
 }
 
@@ -131,17 +135,36 @@ export async function runPath(
   };
 
   const rss = sampleRss({ worker: () => (kind.startsWith('floor') ? env.floorWorkerPid() : env.guardWorkerPid()), server: env.serverPid }, 500);
-  const pids = { worker: kind.startsWith('floor') ? env.floorWorkerPid() : env.guardWorkerPid(), server: env.serverPid(), webhook: env.webhookPid() };
-  const cpu0 = { worker: cpuSeconds(pids.worker), server: cpuSeconds(pids.server), webhook: cpuSeconds(pids.webhook), bench: process.cpuUsage() };
+  const floor = kind.startsWith('floor');
+  const pids = {
+    worker: floor ? env.floorWorkerPid() : env.guardWorkerPid(),
+    idleWorker: floor ? env.guardWorkerPid() : env.floorWorkerPid(),
+    server: env.serverPid(),
+    webhook: env.webhookPid(),
+  };
+  const cpuNow = () => ({
+    worker: cpuSeconds(pids.worker),
+    idleWorker: cpuSeconds(pids.idleWorker),
+    server: cpuSeconds(pids.server),
+    webhook: cpuSeconds(pids.webhook),
+    bench: process.cpuUsage(),
+    machine: machineBusySeconds(),
+  });
+  const cpu0 = cpuNow();
   const result = load.ratePerSecond ? await paced(n, load.ratePerSecond, job, onDone) : await closedLoop(n, load.concurrency ?? 1, job, onDone);
+  const cpu1 = cpuNow();
   const benchCpu = process.cpuUsage(cpu0.bench);
   const cpu: CpuSplit = {
-    worker: cpuSeconds(pids.worker) - cpu0.worker,
-    server: cpuSeconds(pids.server) - cpu0.server,
-    webhook: cpuSeconds(pids.webhook) - cpu0.webhook,
+    worker: cpu1.worker - cpu0.worker,
+    idleWorker: cpu1.idleWorker - cpu0.idleWorker,
+    server: cpu1.server - cpu0.server,
+    webhook: cpu1.webhook - cpu0.webhook,
     bench: (benchCpu.user + benchCpu.system) / 1e6,
+    foreign: 0,
     wall: result.seconds,
   };
+  const ours = cpu.worker + cpu.idleWorker + cpu.server + cpu.webhook + cpu.bench;
+  cpu.foreign = Math.max(0, cpu1.machine - cpu0.machine - ours);
   const rssSamples = rss.stop();
 
   let deadlineToSmsSamples: number[] | undefined;
