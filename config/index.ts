@@ -3,7 +3,9 @@
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contract.ts';
 
-const port = z.coerce.number().int().min(0).max(65535);
+const port = z.coerce.number({ error: 'expected a port number (0–65535)' }).int().min(0).max(65535);
+/** A whole number of milliseconds or bytes, > 0 (or ≥ 0). */
+const count = (min: 0 | 1 = 1) => z.coerce.number({ error: 'expected a whole number' }).int().min(min);
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const opt = <T extends z.ZodType>(schema: T) => z.preprocess(emptyToUndefined, schema.optional());
@@ -37,16 +39,16 @@ export const envSchema = z.object({
   RBM_API_BASE_URL: opt(z.url()),
   RBM_TOKEN_URL: opt(z.url()),
   /** Per-request timeout for RBM calls; a revoke that times out counts as ambiguous. */
-  RBM_REQUEST_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 10_000),
+  RBM_REQUEST_TIMEOUT_MS: withDefault(count(), 10_000),
 
   RBM_CLIENT_TOKEN: opt(z.string().min(1)),
   WEBHOOK_PORT: withDefault(port, 8080),
   WEBHOOK_HOST: withDefault(z.string().min(1), '0.0.0.0'),
   /** How long the webhook waits for Temporal to accept a signal before answering 503 (RBM retries). */
-  WEBHOOK_SIGNAL_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 5000),
-  WEBHOOK_BODY_LIMIT_BYTES: withDefault(z.coerce.number().int().positive(), 64 * 1024),
+  WEBHOOK_SIGNAL_TIMEOUT_MS: withDefault(count(), 5000),
+  WEBHOOK_BODY_LIMIT_BYTES: withDefault(count(), 64 * 1024),
   /** How long a guard started by an early event waits for the backend's track before ORPHANED. */
-  WEBHOOK_ORPHAN_AFTER_MS: withDefault(z.coerce.number().int().positive(), 24 * 60 * 60 * 1000),
+  WEBHOOK_ORPHAN_AFTER_MS: withDefault(count(), 24 * 60 * 60 * 1000),
 
   FALLBACK_PROVIDER: withDefault(z.enum(['twilio', 'http']), 'http'),
   FALLBACK_HTTP_URL: opt(z.url()),
@@ -55,7 +57,7 @@ export const envSchema = z.object({
   TWILIO_AUTH_TOKEN: opt(z.string().min(1)),
   TWILIO_FROM: opt(z.string().min(1)),
   TWILIO_API_BASE_URL: withDefault(z.url(), 'https://api.twilio.com'),
-  FALLBACK_REQUEST_TIMEOUT_MS: withDefault(z.coerce.number().int().positive(), 10_000),
+  FALLBACK_REQUEST_TIMEOUT_MS: withDefault(count(), 10_000),
 
   /**
    * Payload encryption (AES-256-GCM) for every Temporal client and worker. `off` is for local
@@ -80,7 +82,7 @@ export const envSchema = z.object({
 
   METRICS_PORT: opt(port),
   LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
-  WORKER_SHUTDOWN_GRACE_MS: withDefault(z.coerce.number().int().nonnegative(), 10_000),
+  WORKER_SHUTDOWN_GRACE_MS: withDefault(count(0), 10_000),
 });
 
 export type Config = z.infer<typeof envSchema>;

@@ -3,6 +3,7 @@
 // variable; next to the embedded dev server it generates a dev key and a codec token in the data
 // folder (0600) and hands the UI a codec endpoint that works.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,5 +85,36 @@ it('next to the embedded dev server: a dev key and codec token in the data folde
     expect((await fetch(`http://127.0.0.1:${codecPort}/decode`, { method: 'POST', body: '{"payloads":[]}', headers: { 'content-type': 'application/json' } })).status).toBe(401);
   } finally {
     await service.stop();
+  }
+}, 60_000);
+
+it('a malformed variable stops it at start, naming the variable', async () => {
+  const run = await npmStart({ WEBHOOK_PORT: 'eighty', RBM_GUARD_DATA_DIR: mkdtempSync(join(tmpdir(), 'rbm-guard-start-')) });
+  expect(run.code).toBe(2);
+  expect(run.stdout).toBe('');
+  expect(run.stderr.trim()).toBe('rbm-guard: WEBHOOK_PORT: expected a port number (0–65535)');
+}, 30_000);
+
+it('a second npm start while the first holds the port: one clear line, not a crash', async () => {
+  const devPort = await freePort();
+  const holder = createServer().listen(devPort, '127.0.0.1');
+  await new Promise((resolve) => holder.once('listening', resolve));
+  try {
+    const run = await npmStart({
+      TEMPORAL_DEV_PORT: String(devPort),
+      TEMPORAL_UI_PORT: String(await freePort()),
+      RBM_GUARD_CODEC_PORT: String(await freePort()),
+      WEBHOOK_PORT: String(await freePort()),
+      RBM_CLIENT_TOKEN: 't',
+      RBM_GUARD_DATA_DIR: mkdtempSync(join(tmpdir(), 'rbm-guard-start-')),
+      LOG_LEVEL: 'silent',
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe(
+      `rbm-guard could not start: Temporal dev server could not start: port ${devPort} (or the UI port ${run.stderr.match(/UI port (\d+)/)?.[1]}) is already in use — is another rbm-guard running?`,
+    );
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  } finally {
+    holder.close();
   }
 }, 60_000);

@@ -175,7 +175,7 @@ async function main() {
       console.error(`rbm-guard: ${configErrorLine(err)}`);
       process.exit(2);
     }
-    log.fatal({ err }, 'rbm-guard could not start');
+    log.debug({ err }, 'rbm-guard could not start');
     console.error(`rbm-guard could not start: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   }
