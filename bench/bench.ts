@@ -12,7 +12,7 @@
 // about as long again by themselves on this machine, so scale runs once unless --scale-runs says more.
 // Each scenario runs --runs times; the report gives the median with min–max. See bench/README.md.
 //
-//   npm run bench -- [--n 300] [--runs 3] [--concurrency 96] [--scale 20000] [--only floor,delivered,…]
+//   npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--scale 20000] [--scale-runs 1] [--only floor,delivered,…]
 //                    [--sqlite-pragmas 'journal_mode=WAL;synchronous=NORMAL'] [--guard-worker stack|bench]
 //                    [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
@@ -40,7 +40,7 @@ type Scenario = (typeof SCENARIOS)[number];
 
 const { values: flags } = parseArgs({
   options: {
-    n: { type: 'string', default: '300' },
+    n: { type: 'string', default: '200' },
     runs: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '96' },
     scale: { type: 'string', default: '20000' },
