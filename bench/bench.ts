@@ -312,7 +312,7 @@ async function scenarioScale() {
 
 async function scenarioSqlite() {
   if (!only.has('sqlite')) return;
-  const n = Math.max(50, Math.round(N / 2));
+  const n = N;
   say(`SQLite settings: the revoke path on each, ${n} guards, ${RUNS} runs, then a crash check (SIGKILL of the server under load)`);
   for (const [i, setting] of SQLITE_SETTINGS.entries()) {
     const entry = { ...setting, revoke: [] as PathRun[], floor: [] as PathRun[], crash: null as CrashCheck | null };

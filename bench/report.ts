@@ -117,7 +117,8 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
     both(
       `Scenarios 1–3: completions per second (${meta.concurrency} in flight, ${meta.n} messages per run)`,
       table(['workflow', 'completed/s', 'ratio to floor', 'e2e p50 / p99 ms', 'worker RSS MiB', 'server RSS MiB', 'CPU % server/worker/webhook/bench/others', 'failed'], rows),
-      'Ratio: each guard run over the floor run beside it, median (min–max) over the runs. CPU: percent of one core during the run (the machine has ' +
+      'completed/s: the steady-state rate, between 20 % and 80 % of the completions (ramp-up and drain left out; whole-run averages are in the JSON). ' +
+        'Ratio: each guard run over the floor run beside it, median (min–max) over the runs. CPU: percent of one core during the run (the machine has ' +
         `${meta.machine.cpus}); "others" is everything else running on the machine meanwhile (a noisy neighbour shows there). e2e: start call → workflow closed, including the ${meta.deliverAfterMs} ms delivery delay or the ${meta.staleInMs} ms deadline.`,
     );
     goals.push(['Scenario 2 ≥ 0.9 × floor 1', fmtSpread(rDelivered, 3), verdict(Number.isFinite(rDelivered.median) ? rDelivered.median >= GOAL_RATIO : undefined)]);

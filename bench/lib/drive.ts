@@ -7,6 +7,8 @@ export interface DriveResult {
   seconds: number;
   /** Per job: ms from its start to its end. */
   latenciesMs: number[];
+  /** Per job: ms from the first job's start to this job's end. */
+  doneAtMs: number[];
   failures: number;
   firstError?: string;
 }
@@ -18,6 +20,7 @@ export async function closedLoop(
   onDone?: (ok: boolean) => void,
 ): Promise<DriveResult> {
   const latenciesMs: number[] = [];
+  const doneAtMs: number[] = [];
   let next = 0;
   let failures = 0;
   let firstError: string | undefined;
@@ -32,13 +35,15 @@ export async function closedLoop(
         } catch (err) {
           firstError ??= err instanceof Error ? err.message : String(err);
         }
-        latenciesMs.push(performance.now() - t0);
+        const now = performance.now();
+        latenciesMs.push(now - t0);
+        doneAtMs.push(now - started);
         if (!ok) failures++;
         onDone?.(ok);
       }
     }),
   );
-  return { seconds: (performance.now() - started) / 1000, latenciesMs, failures, firstError };
+  return { seconds: (performance.now() - started) / 1000, latenciesMs, doneAtMs, failures, firstError };
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -54,6 +59,7 @@ export async function paced(
   onDone?: (ok: boolean) => void,
 ): Promise<DriveResult> {
   const latenciesMs: number[] = [];
+  const doneAtMs: number[] = [];
   let failures = 0;
   let firstError: string | undefined;
   const started = performance.now();
@@ -71,12 +77,28 @@ export async function paced(
         } catch (err) {
           firstError ??= err instanceof Error ? err.message : String(err);
         }
-        latenciesMs.push(performance.now() - t0);
+        const now = performance.now();
+        latenciesMs.push(now - t0);
+        doneAtMs.push(now - started);
         if (!ok) failures++;
         onDone?.(ok);
       })(),
     );
   }
   await Promise.all(runs);
-  return { seconds: (performance.now() - started) / 1000, latenciesMs, failures, firstError };
+  return { seconds: (performance.now() - started) / 1000, latenciesMs, doneAtMs, failures, firstError };
+}
+
+/**
+ * Completions per second in the steady part of a run: between the 20th and the 80th percentile of
+ * completion times. A closed loop ramps up (the first wave is all in flight at once) and drains (the
+ * last wave's latency), and a slower path drains longer: the whole run's average would favour the
+ * faster one beyond its real throughput.
+ */
+export function steadyRate(doneAtMs: readonly number[], lo = 0.2, hi = 0.8): number {
+  const t = [...doneAtMs].sort((a, b) => a - b);
+  if (t.length < 10) return (t.length * 1000) / Math.max(1, t[t.length - 1] ?? 1);
+  const a = Math.floor(lo * (t.length - 1));
+  const b = Math.floor(hi * (t.length - 1));
+  return ((b - a) * 1000) / Math.max(1, (t[b] as number) - (t[a] as number));
 }

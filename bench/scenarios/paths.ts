@@ -1,5 +1,5 @@
 // Scenarios 1–3: the two floors and the guard's two paths, each as a closed loop of N messages with
-// the same concurrency, on the same server.
+// the same concurrency, on the same server. Throughput is the steady-state completion rate.
 //
 //   floor-signal      floorTimerOrSignal: started, then signalled D_deliver later by this process
 //   delivered         rbmGuard tracked with a far deadline; the simulator delivers it D_deliver after
@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { GuardStatus } from '../../workflows/contract.ts';
 import { floorDoneSignal, floorSleepThenTwoActivities, floorTimerOrSignal } from '../../workflows/floor.ts';
-import { closedLoop, paced, sleep } from '../lib/drive.ts';
+import { closedLoop, paced, sleep, steadyRate } from '../lib/drive.ts';
 import { FLOOR_TASK_QUEUE, type BenchEnv } from '../lib/env.ts';
 import { cpuSeconds, machineBusySeconds, peak, sampleRss } from '../lib/procs.ts';
 import { latency, type Latency } from '../lib/stats.ts';
@@ -49,7 +49,10 @@ export interface PathRun {
   /** Open loop: new messages per second. */
   ratePerSecond?: number;
   seconds: number;
+  /** Steady-state completions per second (between 20 % and 80 % of completions); see steadyRate. */
   perSecond: number;
+  /** n / whole run (ramp-up and drain included). */
+  overallPerSecond: number;
   failures: number;
   firstError?: string;
   /** Start call → workflow closed, per message (ms). */
@@ -181,7 +184,8 @@ export async function runPath(
     concurrency: load.ratePerSecond ? undefined : load.concurrency,
     ratePerSecond: load.ratePerSecond,
     seconds: result.seconds,
-    perSecond: n / result.seconds,
+    perSecond: load.ratePerSecond ? n / result.seconds : steadyRate(result.doneAtMs),
+    overallPerSecond: n / result.seconds,
     failures: result.failures,
     firstError: result.firstError,
     endToEnd: latency(result.latenciesMs),
