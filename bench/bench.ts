@@ -8,8 +8,8 @@
 //   5 scale     S sleeping guards: start rate, worker/server RSS, then every one reaches its outcome
 //   6 history   history events per message on each path, from real histories
 //   sqlite      the revoke path on each SQLite setting (journal mode, synchronous) + a crash check
-// The N-sized part (all but scale) takes about 10 min with the defaults; 20,000 sleeping guards take
-// about as long again by themselves on this machine, so scale runs once unless --scale-runs says more.
+// The N-sized part (all but scale) takes about 11 min with the defaults on this 2-core machine;
+// 20,000 sleeping guards take ~15 min by themselves, so scale runs once unless --scale-runs says more.
 // Each scenario runs --runs times; the report gives the median with min–max. See bench/README.md.
 //
 //   npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--scale 20000] [--scale-runs 1] [--only floor,delivered,…]
@@ -78,7 +78,7 @@ const only = new Set<Scenario>(
     .filter(Boolean)
     .map((s) => (SCENARIOS.includes(s as Scenario) ? (s as Scenario) : fail(`--only: unknown scenario ${s} (one of ${SCENARIOS.join(', ')})`))),
 );
-const guardWorker = flags.tuning ? 'bench' : flags['guard-worker'] === 'bench' ? 'bench' : flags['guard-worker'] === 'stack' ? 'stack' : fail('--guard-worker is stack or bench');
+const guardWorker = flags.tuning || flags['cpu-profile'] ? 'bench' : flags['guard-worker'] === 'bench' ? 'bench' : flags['guard-worker'] === 'stack' ? 'stack' : fail('--guard-worker is stack or bench');
 let tuning: Record<string, number> | undefined;
 try {
   tuning = flags.tuning ? (JSON.parse(flags.tuning) as Record<string, number>) : undefined;
@@ -189,7 +189,8 @@ function envOptions(dataDir: string, pragmas = sqlitePragmas): EnvOptions {
     sqlitePragmas: pragmas,
     guardWorker,
     tuning,
-    childEnv: flags['cpu-profile'] ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } : undefined,
+    // Node refuses --cpu-prof in NODE_OPTIONS: profiles come from the bench workers (floor and guards).
+    workerNodeArgs: flags['cpu-profile'] ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : undefined,
     log,
   };
 }
@@ -247,7 +248,7 @@ async function scenarioPaced(env: BenchEnv) {
   const rate = flags['paced-rate'] ? Number(flags['paced-rate']) : Number.isFinite(capacity) ? Math.max(1, Math.round(capacity / 2)) : 5;
   const n = Math.max(60, Math.min(N, Math.round(rate * 15)));
   say(`Scenario 3, paced: deadline → SMS with ${rate} new guards/s (half the revoke path's throughput), ${n} guards, ${RUNS} runs`);
-  results.paced = { ratePerSecond: rate, floor: [], revoke: [] };
+  results.paced = { ratePerSecond: rate, revoke: [] };
   for (let run = 1; run <= RUNS; run++) {
     results.paced.revoke.push(await pathRun(env, 'revoke', run, n, { ratePerSecond: rate }, ' (paced)'));
     save();
@@ -291,12 +292,25 @@ async function scenarioScale() {
   for (let run = 1; run <= SCALE_RUNS; run++) {
     await withEnv(`stack for scale run ${run}`, envOptions(join(workDir, `scale-${run}`)), async (env) => {
       let b = bar(`scale ${run}/${SCALE_RUNS}: start`, SCALE, 'guards');
+      // Without a terminal: a line every 10 % of each phase, with the RSS at that moment.
+      let phase = { name: 'start', total: SCALE, next: 0.1 };
+      const t0 = Date.now();
       const r = await runScale(env, SCALE, CONCURRENCY, {
         phase(name, total) {
           b.done();
           b = bar(`scale ${run}/${SCALE_RUNS}: ${name}`, total, name === 'sleep' ? 's' : 'guards');
+          phase = { name, total, next: 0.1 };
         },
-        tick: (v) => b.set(v),
+        tick: (v) => {
+          b.set(v);
+          if (!tty && v >= phase.next * phase.total) {
+            phase.next = Math.floor((v / phase.total) * 10 + 1) / 10;
+            say(
+              `    ${fmt((Date.now() - t0) / 1000)} s  ${phase.name} ${fmt(v)}/${fmt(phase.total)}: ` +
+                `worker RSS ${fmt(serviceRssMiB(env.guardWorkerPid()))} MiB, server RSS ${fmt(serviceRssMiB(env.serverPid()))} MiB`,
+            );
+          }
+        },
       });
       b.done();
       results.scale.push(r);

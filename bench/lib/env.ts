@@ -24,8 +24,10 @@ export interface EnvOptions {
   tuning?: Record<string, number>;
   /** Serve the SDK metrics of the bench guard worker on 127.0.0.1:<port>. */
   metricsPort?: number;
-  /** Extra environment for the stack's worker and webhook (e.g. NODE_OPTIONS for a CPU profile). */
+  /** Extra environment for the stack's worker and webhook. */
   childEnv?: Record<string, string>;
+  /** Node flags for the bench workers, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */
+  workerNodeArgs?: string[];
   log?: (source: string, line: string) => void;
 }
 
@@ -42,9 +44,9 @@ export interface BenchEnv {
   stop(): Promise<void>;
 }
 
-export async function startBenchWorker(env: Record<string, string>, log: (line: string) => void): Promise<BenchWorker> {
+export async function startBenchWorker(env: Record<string, string>, log: (line: string) => void, nodeArgs: string[] = []): Promise<BenchWorker> {
   // As the stack starts its services: node with tsx's loader, no wrapper process in between.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/bench-worker.ts'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/bench-worker.ts'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('bench worker did not start within 60 s')), 60_000);
@@ -91,10 +93,10 @@ export async function startBenchEnv(options: EnvOptions): Promise<BenchEnv> {
   let guardBenchWorker: BenchWorker | undefined;
   let floorWorker: BenchWorker | undefined;
   try {
-    floorWorker = await startBenchWorker(benchEnv(FLOOR_TASK_QUEUE), (l) => log('floor-worker', l));
+    floorWorker = await startBenchWorker(benchEnv(FLOOR_TASK_QUEUE), (l) => log('floor-worker', l), options.workerNodeArgs);
     if (options.guardWorker === 'bench') {
       await stack.worker.stop();
-      guardBenchWorker = await startBenchWorker(benchEnv(stack.taskQueue, options.metricsPort), (l) => log('guard-worker', l));
+      guardBenchWorker = await startBenchWorker(benchEnv(stack.taskQueue, options.metricsPort), (l) => log('guard-worker', l), options.workerNodeArgs);
     }
   } catch (err) {
     await floorWorker?.stop();

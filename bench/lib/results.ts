@@ -35,7 +35,7 @@ export interface BenchResults {
     stacks: string;
   };
   paths: Partial<Record<PathKind, PathRun[]>>;
-  paced?: { ratePerSecond: number; floor: PathRun[]; revoke: PathRun[] };
+  paced?: { ratePerSecond: number; revoke: PathRun[] };
   webhook: WebhookBenchResult[];
   scale: ScaleRun[];
   history: Partial<Record<PathKind, { canonical: HistoryFigures[]; loaded: HistoryFigures[] }>>;
