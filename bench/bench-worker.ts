@@ -4,9 +4,10 @@
 // (`--guard-worker bench`: to try tuning knobs or read the SDK's metrics on 127.0.0.1).
 //
 // Environment: the usual config (TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE, RBM_*, FALLBACK_*), plus
-//   RBM_GUARD_WORKFLOW_BUNDLE   the prebuilt bundle (bench.ts builds it once)
+//   BENCH_WORKFLOW_BUNDLE       the bench's prebuilt bundle, guard + floors (bench/lib/env.ts builds it once)
 //   BENCH_WORKER_TUNING         JSON of GuardWorkerOptions['tuning'] overrides, e.g. {"maxCachedWorkflows":500}
 //   BENCH_METRICS_PORT          serve the SDK's Prometheus metrics on 127.0.0.1:<port>
+import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../config/index.ts';
 import { createActivities } from '../activities/index.ts';
@@ -16,6 +17,8 @@ import { createGuardWorker, type GuardWorkerOptions } from '../worker/worker.ts'
 import { codecFromConfig, dataConverter } from '../client/codec.ts';
 import type { GuardActivities } from '../workflows/contract.ts';
 import { floorActivities } from './lib/floor-activities.ts';
+
+const benchWorkflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 
 async function main() {
   const config = loadConfig();
@@ -34,7 +37,8 @@ async function main() {
     // createGuardWorker is typed for the guard's activities; the floor's ride along beside them.
     activities: { ...guardActivities, ...floorActivities } as GuardActivities,
     dataConverter: dataConverter(codecFromConfig(config)),
-    workflowBundlePath: process.env.RBM_GUARD_WORKFLOW_BUNDLE,
+    workflowBundlePath: process.env.BENCH_WORKFLOW_BUNDLE,
+    workflowsPath: benchWorkflowsPath,
     shutdownGraceTimeMs: 2_000,
     tuning,
   });

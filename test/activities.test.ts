@@ -11,8 +11,8 @@ import { createFallbackChannel, createHttpChannel, createTwilioChannel, Fallback
 import { createRbmClient, RbmError, type RbmClient } from '../activities/rbm.ts';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
 import { ERROR_TYPES, type FallbackInput, type RbmSendInput } from '../workflows/contract.ts';
-import { startRbmSimulator, type RbmSimulator } from './sim/rbm-simulator.ts';
-import { startSmsSink, type SmsSink } from './sim/sms-sink.ts';
+import { startRbmSimulator, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
+import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
 
 const AGENT = 'guard-test-agent';
 const PHONE = '+12223334444';

@@ -1,11 +1,11 @@
-// The benchmark's floor workflows (workflows/floor.ts) run from the same bundle as the guard: the
+// The benchmark's floor workflows (bench/workflows/floor.ts) run from the bench's bundle: the
 // timer-vs-signal race ends on the signal, the sleep-then-two-activities one returns both steps.
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { floorActivities } from '../bench/lib/floor-activities.ts';
-import { floorDoneSignal, floorSleepThenTwoActivities, floorTimerOrSignal } from '../workflows/floor.ts';
+import { floorDoneSignal, floorSleepThenTwoActivities, floorTimerOrSignal } from '../bench/workflows/floor.ts';
 
 let worker: Worker;
 let running: Promise<void>;
@@ -19,7 +19,7 @@ beforeAll(async () => {
   worker = await Worker.create({
     connection: nativeConnection,
     taskQueue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
+    workflowBundle: { codePath: inject('benchBundlePath') },
     activities: floorActivities,
   });
   running = worker.run();

@@ -16,8 +16,8 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../client/codec.ts';
 import { SA, SEARCH_ATTRIBUTE_KEYS, WORKFLOW_TYPE, type GuardStatus, type Outcome } from '../workflows/contract.ts';
-import { startLocalStack } from './stack/local-stack.ts';
-import type { RbmFault } from './sim/rbm-simulator.ts';
+import { startLocalStack } from '../dev/stack/local-stack.ts';
+import type { RbmFault } from '../dev/sim/rbm-simulator.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 
 const OUR_SEARCH_ATTRIBUTES = ['RbmAgentId', 'RbmOutcome', 'RbmStaleAt', 'RbmState'];

@@ -15,8 +15,8 @@ import {
   type RbmSimulatorOptions,
   type ServerEvent,
   type UserEvent,
-} from './sim/rbm-simulator.ts';
-import { startSmsSink, type SmsSink } from './sim/sms-sink.ts';
+} from '../dev/sim/rbm-simulator.ts';
+import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
 
 const AGENT = 'guard-test-agent';
 const PHONE = '+12223334444';

@@ -13,8 +13,8 @@ import { registerSearchAttributes } from '../client/search-attributes.ts';
 import { createGuardWorker } from '../worker/worker.ts';
 import { executableOption, temporalTestServerPath } from '../worker/temporal-binaries.ts';
 import type { GuardStatus } from '../workflows/contract.ts';
-import { startRbmSimulator, type RbmSimulator } from './sim/rbm-simulator.ts';
-import { startSmsSink, type SmsSink } from './sim/sms-sink.ts';
+import { startRbmSimulator, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
+import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
 import { testDataConverter } from './support/encryption.ts';
 
 let env: TestWorkflowEnvironment;

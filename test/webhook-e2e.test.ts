@@ -20,8 +20,8 @@ import { startWebhookServer, type WebhookServer } from '../client/webhook/server
 import { guardWorkflowId, type GuardStatus, type Outcome } from '../workflows/contract.ts';
 import { createGuardWorker } from '../worker/worker.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
-import { startRbmSimulator, userEvent, type PushRecord, type RbmSimulator } from './sim/rbm-simulator.ts';
-import { startSmsSink, type SmsSink } from './sim/sms-sink.ts';
+import { startRbmSimulator, userEvent, type PushRecord, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
+import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
 
 // Quiet: the outage test makes the worker's pollers complain (WARN) until the server is back.
 Runtime.install({

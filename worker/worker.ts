@@ -18,6 +18,8 @@ export interface GuardWorkerOptions {
   dataConverter: DataConverter;
   /** A prebuilt bundle (production, tests); without it the worker bundles the source at start. */
   workflowBundlePath?: string;
+  /** The entry point bundled at start when there is no prebuilt bundle (the bench's carries its floors). */
+  workflowsPath?: string;
   shutdownGraceTimeMs?: number;
   /** Tuning knobs the benchmarks measured, over DEFAULT_TUNING; see bench/README.md. */
   tuning?: Partial<Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions'>>;
@@ -38,7 +40,7 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     taskQueue: options.taskQueue,
     ...(options.workflowBundlePath
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
-      : { workflowsPath }),
+      : { workflowsPath: options.workflowsPath ?? workflowsPath }),
     activities: { ...options.activities },
     dataConverter: options.dataConverter,
     shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,

@@ -170,6 +170,9 @@ export const SA = {
 } as const;
 export const SEARCH_ATTRIBUTE_KEYS = Object.values(SA);
 
+/** One attempt of any guard activity: a few RBM/SMS request timeouts; after a worker crash, the wait before a retry. */
+export const ACTIVITY_ATTEMPT_TIMEOUT_MS = 30_000;
+
 /** Error types thrown by activities; the workflow's retry policies name the permanent ones. */
 export const ERROR_TYPES = {
   rbmConfig: 'RbmConfigError', // 400/401/403: retrying cannot help

@@ -13,6 +13,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import {
+  ACTIVITY_ATTEMPT_TIMEOUT_MS,
   cancelUpdate,
   ERROR_TYPES,
   eventSignals,
@@ -169,18 +170,16 @@ function throwIf(error: string | null): void {
 
 // ---- activity calls: each result is mapped to a lifecycle event; failures are classified here ----
 
-/** One attempt of any activity: a few RBM/SMS request timeouts; after a worker crash, the wait before a retry. */
-const ATTEMPT_TIMEOUT = '30s';
 
 function activities(message: TrackedMessage) {
   const { revokeAttempts, fallbackAttempts } = message.policy;
   const rbmRetry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s' };
   const rbm = proxyActivities<GuardActivities>({
-    startToCloseTimeout: ATTEMPT_TIMEOUT,
+    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
     retry: { ...rbmRetry, maximumAttempts: revokeAttempts, nonRetryableErrorTypes: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs] },
   });
   const sms = proxyActivities<GuardActivities>({
-    startToCloseTimeout: ATTEMPT_TIMEOUT,
+    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
     retry: {
       initialInterval: '1s',
       backoffCoefficient: 2,

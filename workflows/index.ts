@@ -1,3 +1,2 @@
 // The workflow bundle's entry point: every workflow type the worker registers.
 export { rbmGuard } from './guard.ts';
-export { floorSleepThenTwoActivities, floorTimerOrSignal } from './floor.ts';

@@ -1,11 +1,15 @@
 // The benchmark's environment: the local stack (dev server, simulator, SMS sink, worker, webhook)
 // plus a bench worker for the floor workflows on the same server, started the way the stack starts
-// its own children (tsx, same bundle, same createGuardWorker defaults).
+// its own children (tsx, same createGuardWorker defaults). Bench workers load the bench's own bundle:
+// the guard as production bundles it, plus the floor workflows (bench/workflows/index.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startLocalStack, type LocalStack } from '../../test/stack/local-stack.ts';
+import { bundleWorkflows } from '../../worker/paths.ts';
+import { startLocalStack, type LocalStack } from '../../dev/stack/local-stack.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
+const benchWorkflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 export const FLOOR_TASK_QUEUE = 'bench-floor';
 
@@ -84,8 +88,11 @@ export async function startBenchEnv(options: EnvOptions): Promise<BenchEnv> {
     env: { LOG_LEVEL: 'error', ...options.childEnv },
     log,
   });
+  const benchBundlePath = join(options.dataDir, 'bench-workflow-bundle.js');
+  await bundleWorkflows(benchBundlePath, benchWorkflowsPath);
   const benchEnv = (taskQueue: string, metricsPort?: number): Record<string, string> => ({
     ...stack.env,
+    BENCH_WORKFLOW_BUNDLE: benchBundlePath,
     TEMPORAL_TASK_QUEUE: taskQueue,
     BENCH_WORKER_TUNING: JSON.stringify(options.tuning ?? {}),
     ...(metricsPort ? { BENCH_METRICS_PORT: String(metricsPort) } : {}),

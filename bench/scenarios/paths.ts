@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { GuardStatus } from '../../workflows/contract.ts';
-import { floorDoneSignal, floorSleepThenTwoActivities, floorTimerOrSignal } from '../../workflows/floor.ts';
+import { floorDoneSignal, floorSleepThenTwoActivities, floorTimerOrSignal } from '../workflows/floor.ts';
 import { closedLoop, paced, sleep, steadyRate } from '../lib/drive.ts';
 import { FLOOR_TASK_QUEUE, type BenchEnv } from '../lib/env.ts';
 import { cpuSeconds, machineBusySeconds, peak, sampleRss } from '../lib/procs.ts';

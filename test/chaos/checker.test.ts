@@ -2,8 +2,8 @@
 // under the right invariant. Pure: no server, no simulator.
 import { describe, expect, it } from 'vitest';
 import type { Outcome, TimelineEntry } from '../../workflows/contract.ts';
-import type { MessageTruth, PushRecord } from '../sim/rbm-simulator.ts';
-import { check, type CheckedMessage, type GuardRecord } from './checker.ts';
+import type { MessageTruth, PushRecord } from '../../dev/sim/rbm-simulator.ts';
+import { check, type CheckedMessage, type GuardRecord } from '../../dev/chaos/checker.ts';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 const STALE = T0 + 10_000;

@@ -7,7 +7,7 @@ import { guardWorkflowId, type GuardStatus } from '../../workflows/contract.ts';
 import { initialGuard, step } from '../../workflows/lifecycle.ts';
 import { parseTrackInput } from '../../client/track-input.ts';
 import { startGuardStack, testMessage, type GuardStack } from '../support/stack.ts';
-import { check } from './checker.ts';
+import { check } from '../../dev/chaos/checker.ts';
 
 let stack: GuardStack;
 

@@ -5,5 +5,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     workflowBundlePath: string;
+    /** The bench's bundle: the guard plus the floor workflows. */
+    benchBundlePath: string;
   }
 }

@@ -15,8 +15,8 @@ import { createGuardWorker } from '../../worker/worker.ts';
 import { dataConverter, type EncryptionCodec } from '../../client/codec.ts';
 import { TEST_ENCRYPTION_ENV, testCodec } from './encryption.ts';
 import { eventSignals, guardWorkflowId, isGuardEventType, type GuardStatus } from '../../workflows/contract.ts';
-import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../sim/rbm-simulator.ts';
-import { startSmsSink, type SmsSink } from '../sim/sms-sink.ts';
+import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../../dev/sim/rbm-simulator.ts';
+import { startSmsSink, type SmsSink } from '../../dev/sim/sms-sink.ts';
 
 export interface GuardStack {
   sim: RbmSimulator;

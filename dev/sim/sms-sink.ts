@@ -2,7 +2,7 @@
 // a generic JSON endpoint (POST /messages) and Twilio's Messages API — with idempotency keys,
 // injectable faults and an outage switch. Every accepted send is recorded, so a test can assert
 // "sent exactly once" without trusting the client's own word.
-import { seededRandom } from '../support/random.ts';
+import { seededRandom } from '../random.ts';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';

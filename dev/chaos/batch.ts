@@ -7,7 +7,7 @@
 // the simulator's own random faults; this module only decides when each phone takes its message.
 import type { GuardPolicy, MessageTrafficType } from '../../workflows/contract.ts';
 import type { DeliveryPlan } from '../sim/rbm-simulator.ts';
-import { seededRandom } from '../support/random.ts';
+import { seededRandom } from '../random.ts';
 
 export type ChaosKind =
   /** AUTHENTICATION, SMS fallback, falls back even when delivery stays unknown. */

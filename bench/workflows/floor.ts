@@ -1,7 +1,8 @@
 // The Temporal floor the benchmarks hold the guard against (bench/README.md): the least a workflow
-// has to do on each of the guard's two paths, with none of the guard's logic. They ride in the same
-// bundle as the guard so the benchmark compares like with like; nothing in production starts them.
+// has to do on each of the guard's two paths, with none of the guard's logic. They ride in the
+// bench's own bundle (./index.ts) beside the guard, so the benchmark compares like with like.
 import { condition, defineSignal, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import { ACTIVITY_ATTEMPT_TIMEOUT_MS } from '../../workflows/contract.ts';
 
 /** The delivered path's minimum: the one signal that ends the race. */
 export const floorDoneSignal = defineSignal('floorDone');
@@ -15,14 +16,14 @@ export async function floorTimerOrSignal(timeoutMs: number): Promise<boolean> {
   return condition(() => done, timeoutMs);
 }
 
-/** The floor's trivial activities (bench/floor-worker.ts implements them). */
+/** The floor's trivial activities (bench/lib/floor-activities.ts implements them). */
 export interface FloorActivities {
   floorStep(step: number): Promise<number>;
 }
 
-// The same timeout and retry shape the guard's revoke and SMS activities use.
+// The same attempt timeout and retry shape as the guard's revoke activity.
 const { floorStep } = proxyActivities<FloorActivities>({
-  startToCloseTimeout: '60s',
+  startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 5 },
 });
 

@@ -1,7 +1,7 @@
 // The demo's realistic mixed batch, reproducible from a seed: OTPs with short deadlines, promotions
 // with longer ones; most delivered in time, some late, some never, some racing the revoke, some
 // meeting a flaky RBM API on the way.
-import { seededRandom } from '../support/random.ts';
+import { seededRandom } from '../random.ts';
 import type { MessageTrafficType } from '../../workflows/contract.ts';
 import type { DeliveryPlan, RbmFault } from '../sim/rbm-simulator.ts';
 

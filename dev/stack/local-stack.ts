@@ -6,13 +6,12 @@
 // Used by the demo, the benchmarks and the chaos run; each child can be killed and restarted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { workflowsPath } from '../../worker/paths.ts';
+import { bundleWorkflows } from '../../worker/paths.ts';
 import { GuardClient } from '../../client/guard-client.ts';
 import { codecFromConfig, dataConverter, ensureDevKeyFile, devKeyFile, type EncryptionCodec } from '../../client/codec.ts';
 import { startCodecServer, type CodecServer } from '../../client/codec-server.ts';
@@ -26,6 +25,9 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 // wrapper that spawns node as its own child, so a SIGKILL would hit only the wrapper and leave the
 // service running as an orphan — not the crash kill() promises.
 const nodeArgs = ['--import', 'tsx'];
+
+/** Short request timeouts, so that hung RBM and SMS calls cost the stack's runs seconds, not minutes. */
+export const STACK_REQUEST_TIMEOUTS = { rbmMs: 1_000, fallbackMs: 2_000 } as const;
 
 export interface LocalStackOptions {
   /** Folder for the SQLite file and keys; default a fresh temp folder. */
@@ -110,8 +112,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const taskQueue = options.taskQueue ?? 'rbm-guard';
   // Bundle the workflow code once: every worker (re)start then loads it instead of re-bundling.
   const workflowBundlePath = join(dataDir, 'workflow-bundle.js');
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietBundler });
-  writeFileSync(workflowBundlePath, code);
+  await bundleWorkflows(workflowBundlePath);
 
   const env: Record<string, string> = {
     TEMPORAL_ADDRESS: devServer.address,
@@ -120,12 +121,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     RBM_TOKEN_URL: sim.tokenUrl,
     GOOGLE_APPLICATION_CREDENTIALS: sim.writeServiceAccountKeyFile(dataDir),
     RBM_CLIENT_TOKEN: clientToken,
-    RBM_REQUEST_TIMEOUT_MS: '1000',
+    RBM_REQUEST_TIMEOUT_MS: String(STACK_REQUEST_TIMEOUTS.rbmMs),
     WEBHOOK_PORT: String(webhookPort),
     WEBHOOK_HOST: '127.0.0.1',
     FALLBACK_PROVIDER: 'http',
     FALLBACK_HTTP_URL: `${sink.url}/messages`,
-    FALLBACK_REQUEST_TIMEOUT_MS: '2000',
+    FALLBACK_REQUEST_TIMEOUT_MS: String(STACK_REQUEST_TIMEOUTS.fallbackMs),
     LOG_LEVEL: 'warn',
     RBM_GUARD_WORKFLOW_BUNDLE: workflowBundlePath,
     ...encryptionEnv,
@@ -241,12 +242,3 @@ async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-const quietBundler = {
-  log: () => {},
-  trace: () => {},
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: (m: string) => console.error(m),
-};

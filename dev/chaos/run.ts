@@ -8,14 +8,14 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GuardStatus } from '../../workflows/contract.ts';
-import { guardWorkflowId, SA, WORKFLOW_TYPE, type GuardPolicy, type Outcome } from '../../workflows/contract.ts';
+import { ACTIVITY_ATTEMPT_TIMEOUT_MS, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardPolicy, type Outcome } from '../../workflows/contract.ts';
 import { ValidationError, type TrackInput } from '../../client/track-input.ts';
 import { runCli } from '../../client/cli.ts';
 import { freePort } from '../../worker/dev-server.ts';
 import type { RandomFaults } from '../sim/rbm-simulator.ts';
 import type { SmsRandomFaults } from '../sim/sms-sink.ts';
-import { startLocalStack, type LocalStack } from '../stack/local-stack.ts';
-import { seededRandom } from '../support/random.ts';
+import { startLocalStack, STACK_REQUEST_TIMEOUTS, type LocalStack } from '../stack/local-stack.ts';
+import { seededRandom } from '../random.ts';
 import { CHAOS_POLICY, chaosBatch, type ChaosMessage } from './batch.ts';
 import { check, INVARIANTS, type CheckedMessage, type CheckResult, type GuardRecord, type Violation } from './checker.ts';
 
@@ -33,11 +33,10 @@ export const SIM_FAULT_RATES: Omit<RandomFaults, 'seed'> = {
 /** The SMS provider faults. */
 export const SINK_FAULT_RATES: Omit<SmsRandomFaults, 'seed'> = { error5xx: 0.1, lostResponse: 0.02 };
 
-/** Request timeouts the local stack gives the worker (test/stack/local-stack.ts). */
-const RBM_REQUEST_TIMEOUT_MS = 1_000;
-const FALLBACK_REQUEST_TIMEOUT_MS = 2_000;
+const RBM_REQUEST_TIMEOUT_MS = STACK_REQUEST_TIMEOUTS.rbmMs;
+const FALLBACK_REQUEST_TIMEOUT_MS = STACK_REQUEST_TIMEOUTS.fallbackMs;
 /** The workflow's startToCloseTimeout for every activity: what a worker crash mid-activity costs. */
-const ACTIVITY_START_TO_CLOSE_MS = 60_000;
+const ACTIVITY_START_TO_CLOSE_MS = ACTIVITY_ATTEMPT_TIMEOUT_MS;
 
 export interface ChaosOptions {
   n: number;

@@ -5,7 +5,7 @@
 //
 // Deliberately independent of the code under test: it defines its own constants (scope, audience)
 // so a typo on the client side shows up as a failure instead of matching itself.
-import { seededRandom } from '../support/random.ts';
+import { seededRandom } from '../random.ts';
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
