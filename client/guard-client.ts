@@ -1,7 +1,6 @@
 // The library backend services call when they send an RBM message: track it, ask how it went,
 // cancel or move its deadline, list guards. Input is validated before anything reaches Temporal.
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { z } from 'zod';
 import {
   cancelUpdate,
@@ -19,6 +18,7 @@ import {
   type Outcome,
 } from '../workflows/contract.ts';
 import type { rbmGuard } from '../workflows/guard.ts';
+import { guardStartOptions } from './start-options.ts';
 import { parseTrackInput, ValidationError, type TrackInput } from './track-input.ts';
 
 export interface TrackResult {
@@ -69,12 +69,7 @@ export class GuardClient {
       workflowId,
       taskQueue: this.taskQueue,
       args: [guardInput] as [GuardInput],
-      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      typedSearchAttributes: [
-        { key: SA.agentId, value: message.agentId },
-        { key: SA.state, value: 'AWAITING_DELIVERY' },
-        { key: SA.staleAt, value: new Date(message.staleAt) },
-      ],
+      ...guardStartOptions({ agentId: message.agentId, state: 'AWAITING_DELIVERY', staleAt: message.staleAt }),
       staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}`,
     };
     try {

@@ -1,0 +1,30 @@
+// How every guard is started, whoever starts it (GuardClient.track, or the webhook's
+// signal-with-start for an event that comes first): the same id-reuse policy and the same search
+// attributes, so the guard looks the same in the UI and a closed guard is never reopened.
+import { WorkflowIdReusePolicy, type SearchAttributePair } from '@temporalio/common';
+import { SA, type GuardState } from '../workflows/contract.ts';
+
+export interface GuardStart {
+  agentId: string;
+  /** The state the guard starts in: AWAITING_DELIVERY when tracked, AWAITING_TRACK from an event. */
+  state: GuardState;
+  /** The deadline, when known at start (an event-started guard learns it from `track`). */
+  staleAt?: Date | string;
+}
+
+/** The start options shared by `workflow.start` and `workflow.signalWithStart`. */
+export function guardStartOptions(start: GuardStart): {
+  workflowIdReusePolicy: typeof WorkflowIdReusePolicy.REJECT_DUPLICATE;
+  typedSearchAttributes: SearchAttributePair[];
+} {
+  const typedSearchAttributes: SearchAttributePair[] = [
+    { key: SA.agentId, value: start.agentId },
+    { key: SA.state, value: start.state },
+  ];
+  if (start.staleAt !== undefined) typedSearchAttributes.push({ key: SA.staleAt, value: new Date(start.staleAt) });
+  return {
+    // A closed guard is never reopened: a second start throws WorkflowExecutionAlreadyStartedError.
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    typedSearchAttributes,
+  };
+}
