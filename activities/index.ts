@@ -1,9 +1,9 @@
 // The activities the guard workflow calls. The clients classify failures; this layer turns them into
 // Temporal ApplicationFailures (typed, retryable or not, honouring Retry-After) and logs without
 // phone numbers or text.
-import { cancellationSignal, log } from '@temporalio/activity';
+import { activityInfo, cancellationSignal, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { ERROR_TYPES, type GuardActivities } from '../workflows/contract.ts';
+import { ERROR_TYPES, MAX_RETRY_AFTER_MS, type GuardActivities } from '../workflows/contract.ts';
 import { FallbackError, type FallbackChannel } from './fallback.ts';
 import { RbmError, type RbmClient } from './rbm.ts';
 
@@ -39,8 +39,10 @@ export function createActivities({ rbm, fallback }: ActivityDependencies): Guard
       const ids = { agentId: ref.agentId, messageId: ref.messageId };
       try {
         const result = await rbm.revoke(ref, { signal: cancellationSignal() });
-        log.info('RBM revoke answered', { ...ids, result });
-        return result;
+        const attempt = activityInfo().attempt;
+        log.info('RBM revoke answered', { ...ids, result, attempt });
+        // An answer after a retry: an earlier DELETE may have landed, so the workflow reads a 404 differently.
+        return { result, attempt };
       } catch (error) {
         throw toFailure(error, 'RBM revoke failed', ids);
       }
@@ -69,7 +71,8 @@ export function toFailure(error: unknown, what: string, ids: Record<string, stri
     message: error.message,
     nonRetryable,
     details: [{ status: error.status ?? null, retryAfterSeconds: error.retryAfterSeconds ?? null }],
+    // Retry-After is honoured, capped: one header must not hold an OTP for an hour.
     nextRetryDelay:
-      !nonRetryable && error.retryAfterSeconds !== undefined ? Math.max(1, error.retryAfterSeconds) * 1000 : undefined,
+      !nonRetryable && error.retryAfterSeconds !== undefined ? Math.min(MAX_RETRY_AFTER_MS, Math.max(1, error.retryAfterSeconds) * 1000) : undefined,
   });
 }

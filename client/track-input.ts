@@ -2,9 +2,11 @@
 // bad message never starts a guard and every error names its field.
 import { z } from 'zod';
 import {
+  MAX_MESSAGE_LIFETIME_MS,
   MESSAGE_TRAFFIC_TYPES,
   normalizeAgentId,
   ON_UNKNOWN,
+  revokeRoundBudgetMs,
   type GuardPolicy,
   type MessageTrafficType,
   type TrackedMessage,
@@ -14,8 +16,7 @@ import {
 export const MAX_FALLBACK_TEXT = 1530;
 /** RBM's own limit for a text message. */
 export const MAX_RBM_TEXT = 3072;
-/** RBM's own maximum message lifetime. */
-const MAX_LIFETIME_MS = 15 * 24 * 60 * 60 * 1000;
+const MAX_LIFETIME_MS = MAX_MESSAGE_LIFETIME_MS;
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -58,6 +59,9 @@ export const trackInputSchema = z
     /** When the backend sent the message. staleIn counts from it, and a staleAt already past is
      * accepted when it lies after sentAt: a message tracked late (Temporal was down) is still guarded. */
     sentAt: z.union([z.date(), z.string()]).optional(),
+    /** The RBM message's own expireTime or ttl, when the backend set one: the platform may revoke it first. */
+    expireTime: z.union([z.date(), z.string()]).optional(),
+    ttl: duration.optional(),
     trafficType: z.enum(MESSAGE_TRAFFIC_TYPES).default('TRANSACTION'),
     fallbackText: z.string().min(1, 'must not be empty').max(MAX_FALLBACK_TEXT, `at most ${MAX_FALLBACK_TEXT} characters (10 SMS segments)`).nullable().optional(),
     sendText: z.string().min(1).max(MAX_RBM_TEXT).optional(),
@@ -94,16 +98,47 @@ export function parseTrackInput(input: unknown, now: Date = new Date()): Tracked
   }
   const v = parsed.data;
   const staleAt = resolveStaleAt(v.staleAt, v.staleIn, v.sentAt, now);
+  const sentAt = v.sentAt === undefined ? now : toDate(v.sentAt);
+  const policy = { ...defaultPolicy(v.trafficType), ...v.policy };
+  const platformExpireAt = v.sendText
+    ? guardSendExpiry(v, staleAt, policy)
+    : resolvePlatformExpiry(v.expireTime, v.ttl, sentAt);
   return {
     agentId: normalizeAgentId(v.agentId),
     messageId: v.messageId,
     phone: v.phone,
     staleAt: staleAt.toISOString(),
+    sentAt: sentAt.toISOString(),
+    platformExpireAt: platformExpireAt?.toISOString() ?? null,
     trafficType: v.trafficType,
     fallback: v.fallbackText ? { channel: 'sms', text: v.fallbackText } : null,
     send: v.sendText ? { text: v.sendText } : null,
-    policy: { ...defaultPolicy(v.trafficType), ...v.policy },
+    policy,
   };
+}
+
+/** The backend's own TTL on the message: expireTime, or ttl counted from sentAt. */
+function resolvePlatformExpiry(expireTime: Date | string | undefined, ttl: number | undefined, sentAt: Date): Date | null {
+  const fail = (field: string, message: string) => new ValidationError([{ field, message }]);
+  if (expireTime !== undefined && ttl !== undefined) throw fail('expireTime', 'give expireTime or ttl, not both (RBM takes one)');
+  if (ttl !== undefined) {
+    if (ttl > MAX_LIFETIME_MS) throw fail('ttl', 'at most 15 days (RBM’s own maximum)');
+    return new Date(sentAt.getTime() + ttl);
+  }
+  if (expireTime === undefined) return null;
+  const at = toDate(expireTime);
+  if (Number.isNaN(at.getTime())) throw fail('expireTime', `not an ISO-8601 date-time with a zone: ${String(expireTime)}`);
+  if (at.getTime() - sentAt.getTime() > MAX_LIFETIME_MS) throw fail('expireTime', 'at most 15 days after sentAt (RBM’s own maximum)');
+  return at;
+}
+
+/** A message the guard sends itself expires one full revoke round after staleAt (revokeRoundBudgetMs). */
+function guardSendExpiry(v: { expireTime?: unknown; ttl?: unknown }, staleAt: Date, policy: GuardPolicy): Date {
+  if (v.expireTime !== undefined || v.ttl !== undefined) {
+    const field = v.expireTime !== undefined ? 'expireTime' : 'ttl';
+    throw new ValidationError([{ field, message: 'not with sendText: the guard sets the TTL of messages it sends itself (staleAt + one revoke round)' }]);
+  }
+  return new Date(staleAt.getTime() + revokeRoundBudgetMs(policy));
 }
 
 function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | undefined, sentAtInput: Date | string | undefined, now: Date): Date {

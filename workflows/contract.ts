@@ -32,10 +32,12 @@ export const PENDING_STATES = [
 
 export const OUTCOMES = [
   'DELIVERED',
-  'DELIVERED_UNCONFIRMED', // revoke said 404 but no DELIVERED event came within the grace
-  'FALLBACK_SENT',
-  'FALLBACK_FAILED', // the SMS provider refused or stayed down past the retry budget: alert on it
-  'DOUBLE_DELIVERY', // DELIVERED arrived after the SMS was accepted: the platform's race, recorded
+  'DELIVERED_UNCONFIRMED', // revoke said 404 with nothing else to explain it, no DELIVERED within the grace, policy: no fallback
+  'FALLBACK_SENT', // exactly one SMS is known to have been accepted
+  'FALLBACK_FAILED', // no SMS went out: the provider refused or stayed down past the retry budget: alert on it
+  'FALLBACK_MAYBE_TWICE', // an SMS was accepted, and an earlier attempt whose fate could not be established may have gone out too
+  'FALLBACK_UNCONFIRMED', // an SMS attempt may have gone out, it could not be established, and the policy said not to resend
+  'DOUBLE_DELIVERY', // DELIVERED arrived after an SMS was (or may have been) accepted: the platform's race, recorded
   'REVOKED', // revoked, and the message had no fallback
   'UNRESOLVED', // revoke rounds spent, outcome unknown, and the policy said not to fall back
   'CANCELLED',
@@ -109,6 +111,13 @@ export interface TrackedMessage {
   /** E.164; lives only in encrypted payloads, never in search attributes or logs. */
   phone: string;
   staleAt: string;
+  /** When the message was sent (the backend's sentAt, or when it was tracked); RBM keeps a message 15 days at most. */
+  sentAt?: string;
+  /**
+   * The platform's own TTL (the RBM message's expireTime, or sentAt + its ttl), when one was set: RBM may
+   * then revoke it first, so a 404 from the guard's DELETE proves nothing. Absent in guards from before it existed.
+   */
+  platformExpireAt?: string | null;
   trafficType: MessageTrafficType;
   fallback: { channel: FallbackChannel; text: string } | null;
   /** When set, the guard sends the RBM text message itself (same messageId on every retry). */
@@ -178,16 +187,17 @@ export const ERROR_TYPES = {
   rbmConfig: 'RbmConfigError', // 400/401/403: retrying cannot help
   rbmRetryable: 'RbmRetryableError', // 429/5xx/network/timeout
   rbmNoRcs: 'RbmNoRcsError', // send answered 404: the device has no RCS or the agent isn't launched there
-  fallbackPermanent: 'FallbackPermanentError', // the provider refused the message itself (4xx)
-  fallbackRetryable: 'FallbackRetryableError',
+  fallbackPermanent: 'FallbackPermanentError', // the provider refused the message itself (4xx): nothing was sent
+  fallbackRetryable: 'FallbackRetryableError', // details: FallbackFailureDetails
+  fallbackLookupFailed: 'FallbackLookupFailedError', // could not establish whether an earlier attempt went out
 } as const;
 
 /** What the activities do, as the workflow sees them (the workflow imports this type only). */
 export interface GuardActivities {
   sendRbmMessage(input: RbmSendInput): Promise<void>;
-  /** Resolves REVOKED (200) or ALREADY_DELIVERED (404); throws a typed ApplicationFailure otherwise. */
-  revoke(input: RbmMessageRef): Promise<RevokeResult>;
-  /** Sends the fallback once per idempotency key; resolves with the provider's id. */
+  /** Resolves REVOKED (200) or ALREADY_DELIVERED (404) with the attempt; throws a typed ApplicationFailure otherwise. */
+  revoke(input: RbmMessageRef): Promise<RevokeAnswer>;
+  /** One attempt of the fallback (the workflow drives the retries); resolves with the provider's id. */
   sendFallback(input: FallbackInput): Promise<FallbackReceipt>;
 }
 
@@ -203,13 +213,68 @@ export interface RbmSendInput extends RbmMessageRef {
   expireTime?: string;
 }
 export type RevokeResult = 'REVOKED' | 'ALREADY_DELIVERED';
+/** The revoke activity's answer with how it was reached: a 404 after an earlier attempt may be our own revoke. */
+export interface RevokeAnswer {
+  result: RevokeResult;
+  /** The activity attempt that got this answer (1 = the first DELETE of this round). */
+  attempt: number;
+}
 export interface FallbackInput {
   idempotencyKey: string;
   channel: FallbackChannel;
   phone: string;
   text: string;
+  /**
+   * Set when an earlier attempt may have gone out (its answer was lost): a provider without idempotency
+   * keys (Twilio) must first look for an SMS sent to this phone since then, and send only if there is none.
+   */
+  lookupSince?: string | null;
 }
 export interface FallbackReceipt {
   provider: string;
   providerMessageId: string;
+  /** True when the SMS was an earlier attempt's, found by the lookup, not sent by this attempt. */
+  found?: boolean;
 }
+/** Details every retryable fallback failure carries, so the workflow knows whether the SMS may have gone out. */
+export interface FallbackFailureDetails {
+  /** The request may have reached the provider (timeout, reset after writing, 5xx): never resend blindly. */
+  maybeSent: boolean;
+  retryAfterSeconds: number | null;
+  status: number | null;
+}
+
+/** RBM keeps a message at most 15 days: no deadline or platform TTL may lie further from its send. */
+export const MAX_MESSAGE_LIFETIME_MS = 15 * 24 * 60 * 60 * 1000;
+/** The revoke activity's longest wait between attempts. */
+export const MAX_REVOKE_BACKOFF_MS = 20_000;
+/**
+ * One full revoke round, whatever its retries: every attempt timing out and waiting the longest backoff.
+ * A message the guard sends itself expires on the platform this long after staleAt, so the guard's own
+ * DELETE always comes first and the platform's TTL is only the safety net.
+ */
+export function revokeRoundBudgetMs(policy: Pick<GuardPolicy, 'revokeAttempts'>): number {
+  return policy.revokeAttempts * (ACTIVITY_ATTEMPT_TIMEOUT_MS + MAX_REVOKE_BACKOFF_MS);
+}
+
+/** Retry-After is honoured up to this: an OTP must not sit in REVOKING or FALLBACK for an hour on one header. */
+export const MAX_RETRY_AFTER_MS = 20_000;
+
+/** A DELIVERED that reached a closed guard whose outcome sent an SMS: one small record workflow per event. */
+export const LATE_DELIVERY_WORKFLOW_TYPE = 'rbmLateDelivery';
+export interface LateDeliveryInput {
+  guardWorkflowId: string;
+  agentId: string;
+  messageId: string;
+  eventType: GuardEventType;
+  eventId: string;
+  /** The closed guard's outcome (FALLBACK_SENT, FALLBACK_MAYBE_TWICE, FALLBACK_UNCONFIRMED). */
+  guardOutcome: Outcome;
+  receivedAt: string;
+}
+/** Its own id scheme, so the guard's REJECT_DUPLICATE still holds and one event makes one record. */
+export function lateDeliveryWorkflowId(guardId: string, eventId: string): string {
+  return `rbm-late/${guardId.replace(/^rbm-guard\//, '')}/${eventId}`;
+}
+/** Outcomes whose guard sent (or may have sent) an SMS: a DELIVERED after them is a double delivery. */
+export const SMS_OUTCOMES: readonly Outcome[] = ['FALLBACK_SENT', 'FALLBACK_MAYBE_TWICE', 'FALLBACK_UNCONFIRMED'];
