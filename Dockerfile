@@ -28,6 +28,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY client ./client
 COPY worker ./worker
+COPY service ./service
 COPY --from=workflow-bundle /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
 ENV RBM_GUARD_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 # The application files stay root-owned and read-only to the process; tsx caches under /tmp.
@@ -35,4 +36,4 @@ USER node
 EXPOSE 8080 9464
 # Worker and webhook in one process; the compose file runs them apart (--only worker | webhook).
 # `docker run … rbm-guard:local node bin/rbm-guard.js status <id>` runs the operators' CLI.
-CMD ["node", "--import", "tsx", "worker/main.ts"]
+CMD ["node", "--import", "tsx", "service/main.ts"]

@@ -1,4 +1,4 @@
-// A worker process for the benchmark: the guard's activities wired exactly as worker/main.ts wires
+// A worker process for the benchmark: the guard's activities wired exactly as service/main.ts wires
 // them, plus the floor's trivial activity, built by the same createGuardWorker (so the same tuning
 // defaults apply). bench.ts runs the floor workflows on it, and the guards too when asked to
 // (`--guard-worker bench`: to try tuning knobs or read the SDK's metrics on 127.0.0.1).

@@ -46,12 +46,12 @@ function environmentOf(service: ComposeService): Record<string, string> {
 const commandText = (s: ComposeService) => [s.entrypoint ?? [], s.command ?? []].flat().join(' ');
 
 describe('docker-compose.yml', () => {
-  it('builds our worker, webhook and codec server from the Dockerfile, each one part of worker/main.ts', () => {
+  it('builds our worker, webhook and codec server from the Dockerfile, each one part of service/main.ts', () => {
     expect(ours.map(([name]) => name).sort()).toEqual(['codec', 'webhook', 'worker']);
     for (const part of ['worker', 'webhook', 'codec']) {
-      expect(services[part]?.command).toEqual(['node', '--import', 'tsx', 'worker/main.ts', '--only', part]);
+      expect(services[part]?.command).toEqual(['node', '--import', 'tsx', 'service/main.ts', '--only', part]);
     }
-    expect(existsSync(new URL('worker/main.ts', root))).toBe(true);
+    expect(existsSync(new URL('service/main.ts', root))).toBe(true);
   });
 
   it.each(ours)('%s sets only variables config/index.ts knows, with values it accepts', (_name, service) => {
@@ -187,7 +187,8 @@ describe('Dockerfile', () => {
   it('runs as a non-root user and loads the prebuilt workflow bundle', () => {
     expect(final).toMatch(/^USER (?!root\b|0\b)\S+$/m);
     expect(read('package.json')).toContain('"build:workflows": "tsx scripts/build-workflow-bundle.ts"');
-    expect(read('scripts/build-workflow-bundle.ts')).toContain("'../dist/workflow-bundle.js'");
+    expect(read('scripts/build-workflow-bundle.ts')).toContain('prebuiltBundlePath');
+    expect(read('worker/paths.ts')).toContain("'../dist/workflow-bundle.js'");
     expect(final).toContain('ENV RBM_GUARD_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js');
     for (const [, s] of ours) expect(environmentOf(s).RBM_GUARD_WORKFLOW_BUNDLE).toBe('/app/dist/workflow-bundle.js');
   });

@@ -12,15 +12,15 @@ import { expect, it } from 'vitest';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
 import { freePort } from '../worker/dev-server.ts';
-import { startService } from '../worker/main.ts';
+import { startService } from '../service/main.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
-/** worker/main.ts as `npm start` runs it, with exactly this environment (nothing of ours inherited). */
+/** service/main.ts as `npm start` runs it, with exactly this environment (nothing of ours inherited). */
 function npmStart(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|RBM_|NODE_ENV$)/.test(k)));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], { cwd: root, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], { cwd: root, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -22,7 +22,7 @@ export interface EnvOptions {
   dataDir: string;
   /** Passed to the dev server; undefined = the embedded default (worker/dev-server.ts). */
   sqlitePragmas?: string[];
-  /** 'stack' = guards on the stack's own worker (worker/main.ts); 'bench' = on a bench worker. */
+  /** 'stack' = guards on the stack's own worker (service/main.ts); 'bench' = on a bench worker. */
   guardWorker: 'stack' | 'bench';
   /** Worker tuning overrides for bench workers (guards with guardWorker 'bench', and the floors). */
   tuning?: Record<string, number>;

@@ -133,8 +133,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     ...options.env,
   };
 
-  const worker = childService('worker', ['worker/main.ts', '--only', 'worker'], env, log, async () => {});
-  const webhook = childService('webhook', ['worker/main.ts', '--only', 'webhook'], env, log, () => waitForHttp(`${webhookUrl}/healthz`));
+  const worker = childService('worker', ['service/main.ts', '--only', 'worker'], env, log, async () => {});
+  const webhook = childService('webhook', ['service/main.ts', '--only', 'webhook'], env, log, () => waitForHttp(`${webhookUrl}/healthz`));
   try {
     await Promise.all([worker.start(), webhook.start()]);
   } catch (err) {

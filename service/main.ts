@@ -1,7 +1,8 @@
-// `npm start`: the worker and the webhook adapter in one process. Without TEMPORAL_ADDRESS it first
-// starts an embedded Temporal dev server (SQLite under the data folder, Web UI, our search
-// attributes) and the codec server its UI decrypts payloads through. `--only worker` /
-// `--only webhook` / `--only codec` run one part (the compose file does).
+// `npm start`, the service's process: the worker and the webhook adapter in one process. Without
+// TEMPORAL_ADDRESS it first starts an embedded Temporal dev server (SQLite under the data folder,
+// Web UI, our search attributes) and the codec server its UI decrypts payloads through.
+// `--only worker` / `--only webhook` / `--only codec` run one part (the compose file does). It lives
+// in service/, not worker/: it composes parts of worker/ and client/ and belongs to neither.
 import { isEntryPoint } from '../config/entrypoint.ts';
 import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -15,8 +16,8 @@ import { dataConverter, describeKeyRing, devKeyFile, EncryptionCodec, loadKeyRin
 import { codecServerSettings, startCodecServer, type CodecServer } from '../client/codec-server.ts';
 import { connectClient, tlsOptions } from '../client/connection.ts';
 import { startWebhookServer } from '../client/webhook/server.ts';
-import { startDevServer, type DevServer } from './dev-server.ts';
-import { createGuardWorker } from './worker.ts';
+import { startDevServer, type DevServer } from '../worker/dev-server.ts';
+import { createGuardWorker } from '../worker/worker.ts';
 
 type Part = 'worker' | 'webhook' | 'codec';
 
