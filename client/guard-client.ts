@@ -3,11 +3,14 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import {
+  AGENT_ID,
+  ALL_STATES,
   cancelUpdate,
   extendUpdate,
   guardWorkflowId,
+  normalizeAgentId,
   OUTCOMES,
-  PENDING_STATES,
+  parseGuardWorkflowId,
   SA,
   statusQuery,
   trackSignal,
@@ -39,12 +42,12 @@ export interface GuardSummary {
   closeTime: string | null;
 }
 
-const ALL_STATES = [...PENDING_STATES, ...OUTCOMES] as const;
 const listFilterSchema = z
   .object({
     state: z.enum(ALL_STATES).optional(),
     outcome: z.enum(OUTCOMES).optional(),
-    agentId: z.string().regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only').optional(),
+    // The same agent id track() accepts, bare or `@rbm.goog`: guards know their agent by the bare id.
+    agentId: z.string().trim().min(1, 'must not be empty').max(AGENT_ID.maxLength).regex(AGENT_ID.pattern, AGENT_ID.rule).transform(normalizeAgentId).optional(),
     startedBefore: z.date().optional(),
     open: z.boolean().optional(),
     limit: z.number().int().positive().max(100_000).default(100),
@@ -52,7 +55,7 @@ const listFilterSchema = z
   .strict();
 export type ListFilter = z.input<typeof listFilterSchema>;
 
-const workflowIdSchema = z.string().regex(/^rbm-guard\/[^/\s]+\/\S+$/, 'a guard id looks like rbm-guard/<agentId>/<messageId>');
+const workflowIdSchema = z.string().refine((id) => parseGuardWorkflowId(id) !== undefined, 'a guard id looks like rbm-guard/<agentId>/<messageId>');
 
 export class GuardClient {
   constructor(
@@ -69,7 +72,7 @@ export class GuardClient {
       workflowId,
       taskQueue: this.taskQueue,
       args: [guardInput] as [GuardInput],
-      ...guardStartOptions({ agentId: message.agentId, state: 'AWAITING_DELIVERY', staleAt: message.staleAt }),
+      ...guardStartOptions({ agentId: message.agentId, staleAt: message.staleAt }),
       staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}`,
     };
     try {

@@ -6,8 +6,12 @@ import { SA, type GuardState } from '../workflows/contract.ts';
 
 export interface GuardStart {
   agentId: string;
-  /** The state the guard starts in: AWAITING_DELIVERY when tracked, AWAITING_TRACK from an event. */
-  state: GuardState;
+  /**
+   * RbmState at start, only for a state the guard itself keeps written (AWAITING_TRACK, from an event).
+   * A tracked guard starts without one: the guard writes RbmState only for the states operators act on
+   * and its outcome (workflows/guard.ts), and a value written here would go stale at its first step.
+   */
+  state?: GuardState;
   /** The deadline, when known at start (an event-started guard learns it from `track`). */
   staleAt?: Date | string;
 }
@@ -17,10 +21,8 @@ export function guardStartOptions(start: GuardStart): {
   workflowIdReusePolicy: typeof WorkflowIdReusePolicy.REJECT_DUPLICATE;
   typedSearchAttributes: SearchAttributePair[];
 } {
-  const typedSearchAttributes: SearchAttributePair[] = [
-    { key: SA.agentId, value: start.agentId },
-    { key: SA.state, value: start.state },
-  ];
+  const typedSearchAttributes: SearchAttributePair[] = [{ key: SA.agentId, value: start.agentId }];
+  if (start.state !== undefined) typedSearchAttributes.push({ key: SA.state, value: start.state });
   if (start.staleAt !== undefined) typedSearchAttributes.push({ key: SA.staleAt, value: new Date(start.staleAt) });
   return {
     // A closed guard is never reopened: a second start throws WorkflowExecutionAlreadyStartedError.
