@@ -278,6 +278,30 @@ describe('agentMessages revoke', () => {
     expect((await api(lenient.sim, lenient.token, 'DELETE', revokePath(randomUUID()))).status).toBe(200);
   });
 
+  it('answers a repeat DELETE of a revoked message 404 by default (pessimistic), 200 when configured', async () => {
+    const strict = await simWithReceiver({ defaultPlan: { deliverAfterMs: null } });
+    const id = randomUUID();
+    await api(strict.sim, strict.token, 'POST', createPath(id), textMessage());
+    expect((await api(strict.sim, strict.token, 'DELETE', revokePath(id))).status).toBe(200);
+    const repeat = await api(strict.sim, strict.token, 'DELETE', revokePath(id));
+    expect(repeat).toMatchObject({ status: 404, body: { error: { code: 404, status: 'NOT_FOUND' } } });
+    expect(strict.sim.truth(id)).toMatchObject({ revokeAnswers: [200, 404], deliveredAt: undefined });
+    const kind = await simWithReceiver({ defaultPlan: { deliverAfterMs: null }, revokeOfRevoked: 200 });
+    await api(kind.sim, kind.token, 'POST', createPath(id), textMessage());
+    await api(kind.sim, kind.token, 'DELETE', revokePath(id));
+    expect((await api(kind.sim, kind.token, 'DELETE', revokePath(id))).status).toBe(200);
+  });
+
+  it('answers the retry of a revoke whose response was lost 404: the first DELETE had landed', async () => {
+    const { sim, token } = await simWithReceiver({ defaultPlan: { deliverAfterMs: null } });
+    const id = randomUUID();
+    sim.registerSent({ agentId: AGENT, messageId: id, phone: PHONE });
+    sim.injectRevokeFaults(id, [{ lostResponse: true }]);
+    await expect(api(sim, token, 'DELETE', revokePath(id))).rejects.toThrow(/fetch failed/);
+    expect((await api(sim, token, 'DELETE', revokePath(id))).status).toBe(404);
+    expect(sim.truth(id)).toMatchObject({ revokeAnswers: ['lost', 404], revokedAt: expect.any(Number), deliveredAt: undefined });
+  });
+
   it('answers 403 for a denied agent (settable at run time)', async () => {
     const { sim, token } = await simWithReceiver({ defaultPlan: { deliverAfterMs: null } });
     const id = randomUUID();
@@ -314,7 +338,55 @@ describe('delivery model', () => {
     expect(event).toMatchObject({ eventType: 'TTL_EXPIRATION_REVOKED', phoneNumber: PHONE, messageId: id, agentId: AGENT });
     expect(event).not.toHaveProperty('senderPhoneNumber');
     expect(sim.truth(id)).toMatchObject({ ttlRevoked: true, revokedAt: expect.any(Number) });
-    expect((await api(sim, token, 'DELETE', revokePath(id))).status).toBe(200); // revoke of a revoked message
+    // An expired message is gone: its DELETE answers 404, like a delivered one.
+    expect((await api(sim, token, 'DELETE', revokePath(id))).status).toBe(404);
+    expect(sim.stats()).toMatchObject({ revokeOfGone: 1, revokeAlreadyDelivered: 0 });
+  });
+
+  it('counts a lapsed TTL at the DELETE even before its timer fired: 404 and TTL_EXPIRATION_REVOKED', async () => {
+    const { sim, token, receiver } = await simWithReceiver({ defaultPlan: { deliverAfterMs: null } });
+    const id = randomUUID();
+    // registered with an expireTime already past: the TTL timer has not run when the DELETE lands
+    sim.registerSent({ agentId: AGENT, messageId: id, phone: PHONE, sentAt: Date.now() - 1000, expireTime: new Date(Date.now() - 1).toISOString() });
+    expect((await api(sim, token, 'DELETE', revokePath(id))).status).toBe(404);
+    await waitFor(() => receiver.received.length === 1);
+    expect(receiver.received[0]?.event).toMatchObject({ eventType: 'TTL_EXPIRATION_REVOKED', messageId: id });
+    expect(sim.truth(id)).toMatchObject({ ttlRevoked: true, deliveredAt: undefined });
+  });
+
+  it('races its TTL revoke with the first DELETE when planned: 404, then TTL_EXPIRATION_REVOKED', async () => {
+    const { sim, token, receiver } = await simWithReceiver({ defaultPlan: { deliverAfterMs: null } });
+    const id = randomUUID();
+    sim.plan(id, { ttlRacesRevoke: true });
+    await api(sim, token, 'POST', createPath(id), { ...textMessage(), ttl: '60s' });
+    expect((await api(sim, token, 'DELETE', revokePath(id))).status).toBe(404);
+    await waitFor(() => receiver.received.length === 1);
+    expect(receiver.received[0]?.event).toMatchObject({ eventType: 'TTL_EXPIRATION_REVOKED', messageId: id, phoneNumber: PHONE });
+    expect(sim.truth(id)).toMatchObject({ ttlRevoked: true, revokeAnswers: [404], deliveredAt: undefined });
+    expect(sim.stats()).toMatchObject({ ttlRaces: 1, ttlRevoked: 1, revoked: 0 });
+  });
+
+  it('does not race a message without a TTL: ttlRacesRevoke needs an expireTime or ttl', async () => {
+    const { sim, token } = await simWithReceiver({ defaultPlan: { deliverAfterMs: null } });
+    const id = randomUUID();
+    sim.plan(id, { ttlRacesRevoke: true });
+    await api(sim, token, 'POST', createPath(id), textMessage());
+    expect((await api(sim, token, 'DELETE', revokePath(id))).status).toBe(200);
+    expect(sim.truth(id)).toMatchObject({ ttlRevoked: false, revokedAt: expect.any(Number) });
+  });
+
+  it('stores the expiry it was given, from expireTime or from ttl, and answers it on create', async () => {
+    const { sim, token } = await simWithReceiver({ defaultPlan: { deliverAfterMs: null } });
+    const id = randomUUID();
+    const expireTime = new Date(Date.now() + 30_000).toISOString();
+    const created = await api(sim, token, 'POST', createPath(id), { ...textMessage(), expireTime });
+    expect(created.body).toMatchObject({ expireTime });
+    expect(sim.truth(id)?.expireAt).toBe(Date.parse(expireTime));
+    const other = randomUUID();
+    const before = Date.now();
+    await api(sim, token, 'POST', createPath(other), { ...textMessage(), ttl: '20.5s' });
+    expect(sim.truth(other)?.expireAt).toBeGreaterThanOrEqual(before + 20_500);
+    expect(sim.truth(other)?.expireAt).toBeLessThan(Date.now() + 20_500 + 1);
   });
 
   it('can fail its own TTL revoke: TTL_EXPIRATION_REVOKE_FAILED, and delivery still happens', async () => {

@@ -36,6 +36,12 @@ export interface DeliveryPlan {
   raceRevoke?: 200 | 404;
   /** A message with expireTime/ttl that lapses undelivered: revoked by the platform (default) or not. */
   ttlOutcome?: 'revoked' | 'revoke-failed';
+  /**
+   * The platform's TTL revoke races the first DELETE: it lands just before it (however far expireTime
+   * still is), so the DELETE answers 404 and TTL_EXPIRATION_REVOKED follows. Only for a pending message
+   * with a TTL.
+   */
+  ttlRacesRevoke?: boolean;
   /** Push each event twice (same eventId, new Pub/Sub message). */
   duplicateEvent?: boolean;
   /** Push READ before DELIVERED. */
@@ -70,6 +76,10 @@ export interface RandomFaults {
   createLostResponse?: number;
   /** Per message: the first revoke races the delivery (answer 200 or 404, half each). */
   raceDelivery?: number;
+  /** Per message: the platform's TTL revoke lands just before the first DELETE (plan.ttlRacesRevoke). */
+  ttlRacesRevoke?: number;
+  /** Per message with a TTL: the platform's own TTL revoke fails (plan.ttlOutcome 'revoke-failed'). */
+  ttlRevokeFailed?: number;
   duplicateEvent?: number;
   readBeforeDelivered?: number;
   noEvent?: number;
@@ -103,7 +113,11 @@ export interface RbmSimulatorOptions {
   reusedMessageId?: 'ignore' | 'conflict';
   /** Revoke of a messageId the platform never saw (undocumented). Default 404. */
   unknownRevoke?: 200 | 404;
-  /** Revoke of a message already revoked (undocumented). Default 200 (idempotent delete). */
+  /**
+   * Revoke of a message already gone — revoked by an earlier DELETE or expired by its TTL (undocumented).
+   * Default 404, the answer that hurts the guard most (it reads like "delivered"); 200 = the kind,
+   * idempotent DELETE.
+   */
   revokeOfRevoked?: 200 | 404;
   /** Agents answered 403 PERMISSION_DENIED (see also setAgentDenied). */
   deniedAgents?: string[];
@@ -201,6 +215,10 @@ export interface RbmSimulatorStats {
   revoked: number;
   revokeAlreadyDelivered: number;
   revokeUnknown: number;
+  /** DELETEs of a message already revoked or expired (answered 404 unless revokeOfRevoked: 200). */
+  revokeOfGone: number;
+  /** TTL revokes that landed just before the first DELETE (plan.ttlRacesRevoke). */
+  ttlRaces: number;
   faults: { status: number; hang: number; lostResponse: number };
   /** Revokes that raced a delivery (plan.raceRevoke): the phone got the message as the revoke landed. */
   raceRevokes: number;
@@ -502,6 +520,8 @@ class Simulator implements RbmSimulator {
     revoked: 0,
     revokeAlreadyDelivered: 0,
     revokeUnknown: 0,
+    revokeOfGone: 0,
+    ttlRaces: 0,
     faults: { status: 0, hang: 0, lostResponse: 0 },
     raceRevokes: 0,
     delivered: 0,
@@ -726,12 +746,19 @@ class Simulator implements RbmSimulator {
       this.counters.revokeUnknown++;
       return this.options.unknownRevoke === 200 ? { status: 200, body: {} } : notFound;
     }
+    // A TTL that lapsed a moment ago counts even if its timer has not fired yet; a TTL race lands now.
+    if (message.state === 'pending' && message.expireAt !== undefined && message.expireAt <= Date.now()) this.expire(message);
+    if (message.state === 'pending' && message.plan.ttlRacesRevoke && message.expireAt !== undefined) {
+      this.counters.ttlRaces++;
+      this.expire(message, 'revoked');
+    }
     if (message.state === 'delivered') {
       this.counters.revokeAlreadyDelivered++;
       return notFound;
     }
     if (message.state === 'revoked') {
-      return this.options.revokeOfRevoked === 404 ? notFound : { status: 200, body: {} };
+      this.counters.revokeOfGone++;
+      return this.options.revokeOfRevoked === 200 ? { status: 200, body: {} } : notFound;
     }
     const race = message.plan.raceRevoke;
     if (race) {
@@ -866,6 +893,8 @@ class Simulator implements RbmSimulator {
     const roll = (rate: number | undefined) => rate !== undefined && rate > 0 && random.next() < rate;
     const plan: Partial<DeliveryPlan> = {};
     if (roll(r.raceDelivery)) plan.raceRevoke = random.next() < 0.5 ? 200 : 404;
+    if (roll(r.ttlRacesRevoke)) plan.ttlRacesRevoke = true;
+    if (roll(r.ttlRevokeFailed)) plan.ttlOutcome = 'revoke-failed';
     if (roll(r.duplicateEvent)) plan.duplicateEvent = true;
     if (roll(r.readBeforeDelivered)) plan.readBeforeDelivered = true;
     if (roll(r.noEvent)) plan.noEvent = true;
@@ -910,9 +939,9 @@ class Simulator implements RbmSimulator {
   }
 
   /** The message's TTL lapsed while it was pending. */
-  private expire(message: SimMessage): void {
-    if (message.state !== 'pending') return;
-    if (message.plan.ttlOutcome === 'revoke-failed') {
+  private expire(message: SimMessage, outcome = message.plan.ttlOutcome): void {
+    if (message.state !== 'pending' || message.ttlRevokeFailed) return;
+    if (outcome === 'revoke-failed') {
       message.ttlRevokeFailed = true;
       this.counters.ttlRevokeFailed++;
     } else {
