@@ -1,9 +1,10 @@
 // The SMS leg: a small channel interface and two real providers (Twilio's Messages API and a
-// generic HTTP endpoint of the business's own). Each send carries the guard's idempotency key in an
-// `Idempotency-Key` header, and provider answers are classified here, once.
+// generic HTTP endpoint of the business's own). One call is ONE attempt: the workflow drives the
+// retries and decides, from each failure's details, whether an attempt may have gone out.
+import { z } from 'zod';
 import { ConfigError, type Config } from '../config/index.ts';
-import { ERROR_TYPES, type FallbackInput, type FallbackReceipt } from '../workflows/contract.ts';
-import { networkCode, redact, retryAfterSeconds } from './rbm.ts';
+import { ERROR_TYPES, type FallbackFailureDetails, type FallbackInput, type FallbackReceipt } from '../workflows/contract.ts';
+import { mayHaveReachedServer, networkCode, redact, retryAfterSeconds } from './http.ts';
 
 export interface FallbackSendOptions {
   /** Aborts the send (e.g. the activity's cancellation); the per-request timeout applies anyway. */
@@ -12,32 +13,42 @@ export interface FallbackSendOptions {
 
 export interface FallbackChannel {
   readonly name: string;
+  /** One attempt. Resolves with the receipt; throws FallbackError when the provider did not accept it. */
   send(input: FallbackInput, options?: FallbackSendOptions): Promise<FallbackReceipt>;
 }
 
-export type FallbackErrorType = (typeof ERROR_TYPES)['fallbackPermanent' | 'fallbackRetryable'];
+export type FallbackErrorType = (typeof ERROR_TYPES)['fallbackPermanent' | 'fallbackRetryable' | 'fallbackLookupFailed'];
 
 /** A classified provider failure. Its message never holds the phone number or the text. */
 export class FallbackError extends Error {
   override readonly name = 'FallbackError';
+  readonly status?: number;
+  readonly retryAfterSeconds?: number;
+  /** The request may have reached the provider; for a failed lookup, the earlier attempt may have gone out. */
+  readonly maybeSent: boolean;
   constructor(
     readonly type: FallbackErrorType,
     message: string,
-    readonly status?: number,
-    readonly retryAfterSeconds?: number,
+    fields: { status?: number; retryAfterSeconds?: number; maybeSent: boolean },
   ) {
     super(message);
+    this.status = fields.status;
+    this.retryAfterSeconds = fields.retryAfterSeconds;
+    this.maybeSent = fields.maybeSent;
   }
   get retryable(): boolean {
-    return this.type === ERROR_TYPES.fallbackRetryable;
+    return this.type !== ERROR_TYPES.fallbackPermanent;
+  }
+  /** What the ApplicationFailure carries to the workflow. */
+  get details(): FallbackFailureDetails {
+    return { maybeSent: this.maybeSent, retryAfterSeconds: this.retryAfterSeconds ?? null, status: this.status ?? null };
   }
 }
 
 /**
- * The header both providers get. It is the IETF draft's name (draft-ietf-httpapi-idempotency-key-header),
- * which most SMS APIs with idempotent sends honour. Twilio's Messages API does not document
- * idempotent creates, so against real Twilio the header is harmless but may be ignored: the
- * guard's own single-send logic is then the only protection against a retried lost response.
+ * The header both providers get (draft-ietf-httpapi-idempotency-key-header). The generic endpoint
+ * must honour it. Twilio documents no idempotent create and ignores it, so a Twilio retry after an
+ * attempt that may have gone out looks the message up first (see twilioLookup).
  */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 
@@ -54,22 +65,112 @@ export function createTwilioChannel(options: TwilioChannelOptions): FallbackChan
   const base = (options.baseUrl ?? 'https://api.twilio.com').replace(/\/+$/, '');
   const url = `${base}/2010-04-01/Accounts/${encodeURIComponent(options.accountSid)}/Messages.json`;
   const authorization = `Basic ${Buffer.from(`${options.accountSid}:${options.authToken}`).toString('base64')}`;
+  const secrets = [options.authToken, authorization.slice('Basic '.length)];
   return {
     name: 'twilio',
     async send(input, sendOptions = {}) {
-      const res = await post('Twilio', url, input, options.timeoutMs, sendOptions.signal, {
+      if (input.lookupSince) {
+        const sid = await twilioLookup({ base, url, authorization, secrets, from: options.from, timeoutMs: options.timeoutMs }, input, sendOptions.signal);
+        if (sid) return { provider: 'twilio', providerMessageId: sid, found: true };
+      }
+      const res = await exchange('Twilio', url, input, options.timeoutMs, sendOptions.signal, {
+        method: 'POST',
         headers: {
           authorization,
           'content-type': 'application/x-www-form-urlencoded',
           [IDEMPOTENCY_HEADER]: input.idempotencyKey,
         },
         body: new URLSearchParams({ To: input.phone, From: options.from, Body: input.text }).toString(),
-        secrets: [options.authToken, authorization.slice('Basic '.length)],
+        secrets,
       });
+      if (!res.ok) throw sendFailure('Twilio', res, input, secrets);
       const sid = jsonField(res.text, 'sid');
       return { provider: 'twilio', providerMessageId: sid ?? 'unknown' };
     },
   };
+}
+
+/** Clock skew allowed between our lookupSince and Twilio's date_created. */
+export const TWILIO_LOOKUP_SKEW_MS = 60_000;
+/** Pages read before the list counts as too long to be complete (1000 messages per page). */
+export const TWILIO_LOOKUP_MAX_PAGES = 5;
+const TWILIO_PAGE_SIZE = 1000;
+/** Statuses of a message Twilio never handed to a carrier: it did not reach the phone. */
+const TWILIO_NOT_SENT = new Set(['failed', 'canceled']);
+
+const twilioPage = z.object({
+  messages: z.array(
+    z.object({
+      sid: z.string().min(1),
+      body: z.string().nullable(),
+      to: z.string().nullable().optional(),
+      from: z.string().nullable().optional(),
+      status: z.string().nullable().optional(),
+      date_created: z.string().refine((d) => !Number.isNaN(Date.parse(d)), 'date_created is not a date'),
+    }),
+  ),
+  next_page_uri: z.string().nullable().optional(),
+});
+
+interface TwilioLookupContext {
+  base: string;
+  url: string;
+  authorization: string;
+  secrets: string[];
+  from: string;
+  timeoutMs: number;
+}
+
+/**
+ * Whether an earlier attempt's SMS exists: lists Messages To=phone From=TWILIO_FROM DateSent>=(the
+ * UTC day of lookupSince − skew) and matches one with the same body created since lookupSince − skew.
+ * Returns its sid, or null only when the SMS is KNOWN NOT TO EXIST: every page of that window's list
+ * was read (HTTP 200, well-formed, at most TWILIO_LOOKUP_MAX_PAGES) and none matched (messages Twilio
+ * marks failed/canceled never reached a carrier and do not count). Anything less — an error status,
+ * a timeout, refused credentials, a malformed page, a list too long — throws FallbackLookupFailedError:
+ * the fate of the earlier attempt stays unknown and the workflow's policy decides.
+ */
+async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, signal: AbortSignal | undefined): Promise<string | null> {
+  const since = Date.parse(input.lookupSince ?? '');
+  const fail = (message: string, res?: ExchangeResult) =>
+    new FallbackError(ERROR_TYPES.fallbackLookupFailed, `Twilio lookup: ${message}`, {
+      status: res?.status,
+      retryAfterSeconds: res ? retryAfterSeconds(res.headers.get('retry-after')) : undefined,
+      maybeSent: true,
+    });
+  if (Number.isNaN(since)) throw fail('lookupSince is not a date');
+  const after = since - TWILIO_LOOKUP_SKEW_MS;
+  const query = new URLSearchParams({
+    To: input.phone,
+    From: ctx.from,
+    'DateSent>': new Date(after).toISOString().slice(0, 10),
+    PageSize: String(TWILIO_PAGE_SIZE),
+  });
+  let next: string | null | undefined = `${ctx.url}?${query}`;
+  for (let page = 0; next; page++) {
+    if (page === TWILIO_LOOKUP_MAX_PAGES) throw fail(`more than ${TWILIO_LOOKUP_MAX_PAGES} pages: the list cannot be read completely`);
+    const res = await exchange('Twilio lookup', next, input, ctx.timeoutMs, signal, {
+      method: 'GET',
+      headers: { authorization: ctx.authorization, accept: 'application/json' },
+      secrets: ctx.secrets,
+      failAs: ERROR_TYPES.fallbackLookupFailed,
+    });
+    if (!res.ok) throw fail(`HTTP ${res.status} ${errorDetail(res.text, input, ctx.secrets)}`.trimEnd(), res);
+    const parsed = twilioPage.safeParse(safeJson(res.text));
+    if (!parsed.success) throw fail(`malformed list page (${parsed.error.issues[0]?.path.join('.') ?? ''})`, res);
+    const match = parsed.data.messages.find(
+      (m) =>
+        m.body === input.text &&
+        Date.parse(m.date_created) >= after &&
+        !TWILIO_NOT_SENT.has(m.status ?? '') &&
+        // A server that ignored a filter must not match another number's message.
+        (m.to == null || m.to === input.phone) &&
+        (m.from == null || m.from === ctx.from),
+    );
+    if (match) return match.sid;
+    next = parsed.data.next_page_uri ? new URL(parsed.data.next_page_uri, `${ctx.base}/`).toString() : null;
+  }
+  return null;
 }
 
 export interface HttpChannelOptions {
@@ -84,15 +185,19 @@ export function createHttpChannel(options: HttpChannelOptions): FallbackChannel 
   return {
     name: 'http',
     async send(input, sendOptions = {}) {
-      const res = await post('SMS endpoint', options.url, input, options.timeoutMs, sendOptions.signal, {
+      // lookupSince needs no lookup here: the same Idempotency-Key makes a resend of a sent SMS a no-op.
+      const secrets = options.token ? [options.token] : [];
+      const res = await exchange('SMS endpoint', options.url, input, options.timeoutMs, sendOptions.signal, {
+        method: 'POST',
         headers: {
           'content-type': 'application/json',
           [IDEMPOTENCY_HEADER]: input.idempotencyKey,
           ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
         },
         body: JSON.stringify({ to: input.phone, text: input.text, idempotencyKey: input.idempotencyKey }),
-        secrets: options.token ? [options.token] : [],
+        secrets,
       });
+      if (!res.ok) throw sendFailure('SMS endpoint', res, input, secrets);
       const id = jsonField(res.text, 'id') ?? jsonField(res.text, 'messageId');
       return { provider: 'http', providerMessageId: id ?? input.idempotencyKey };
     },
@@ -131,43 +236,78 @@ export function createFallbackChannel(
   return createHttpChannel({ url: config.FALLBACK_HTTP_URL, token: config.FALLBACK_HTTP_TOKEN, timeoutMs });
 }
 
-async function post(
+interface ExchangeResult {
+  ok: boolean;
+  status: number;
+  text: string;
+  headers: Headers;
+}
+
+/** One HTTP request; a failure without an answer is classified here (did the request get out?). */
+async function exchange(
   label: string,
   url: string,
   input: FallbackInput,
   timeoutMs: number,
   external: AbortSignal | undefined,
-  init: { headers: Record<string, string>; body: string; /** The provider's own credentials: never echoed into an error. */ secrets: string[] },
-): Promise<{ status: number; text: string }> {
+  init: {
+    method: 'GET' | 'POST';
+    headers: Record<string, string>;
+    body?: string;
+    /** The provider's own credentials: never echoed into an error. */
+    secrets: string[];
+    /** Default: a retryable send failure. */
+    failAs?: FallbackErrorType;
+  },
+): Promise<ExchangeResult> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const signal = external ? AbortSignal.any([timeout, external]) : timeout;
-  let response: Response;
-  let text: string;
+  const failAs = init.failAs ?? ERROR_TYPES.fallbackRetryable;
+  // A failed lookup always leaves the earlier attempt's fate open; a failed send may or may not have got out.
+  const maybeSent = (sent: boolean) => failAs === ERROR_TYPES.fallbackLookupFailed || sent;
   try {
-    response = await fetch(url, { method: 'POST', headers: init.headers, body: init.body, signal, redirect: 'manual' });
-    text = await response.text();
+    const response = await fetch(url, { method: init.method, headers: init.headers, body: init.body, signal, redirect: 'manual' });
+    const text = await response.text();
+    return { ok: response.ok, status: response.status, text, headers: response.headers };
   } catch (error) {
     if (external?.aborted) throw external.reason;
-    if (timeout.aborted) throw new FallbackError(ERROR_TYPES.fallbackRetryable, `${label} timed out after ${timeoutMs} ms`);
-    throw new FallbackError(ERROR_TYPES.fallbackRetryable, `${label} network error: ${networkCode(error)}`);
+    // A timeout cannot tell a slow connect from a lost answer: the request may have been written.
+    if (timeout.aborted) throw new FallbackError(failAs, `${label} timed out after ${timeoutMs} ms`, { maybeSent: true });
+    throw new FallbackError(failAs, `${label} network error: ${networkCode(error)}`, { maybeSent: maybeSent(mayHaveReachedServer(error)) });
   }
-  if (response.ok) return { status: response.status, text };
-  const detail = redact(text, [input.phone, input.text, ...init.secrets]).replace(/\s+/g, ' ').trim().slice(0, 200);
-  const message = `${label}: HTTP ${response.status} ${detail}`.trimEnd();
-  const status = response.status;
-  // 408 and 429 are the provider asking us to come back; any other 4xx refuses the message itself,
-  // and a redirect means the URL is wrong (re-POSTing a send elsewhere is not ours to decide).
-  if (status < 500 && status !== 408 && status !== 429) {
-    throw new FallbackError(ERROR_TYPES.fallbackPermanent, message, status);
-  }
-  throw new FallbackError(ERROR_TYPES.fallbackRetryable, message, status, retryAfterSeconds(response.headers.get('retry-after')));
 }
 
-function jsonField(text: string, field: string): string | undefined {
+/** A send's non-2xx answer, classified. */
+function sendFailure(label: string, res: ExchangeResult, input: FallbackInput, secrets: string[]): FallbackError {
+  const message = `${label}: HTTP ${res.status} ${errorDetail(res.text, input, secrets)}`.trimEnd();
+  const status = res.status;
+  // 408 and 429 are the provider asking us to come back before it took the message; any other 4xx
+  // refuses the message itself, and a redirect means the URL is wrong (re-POSTing a send elsewhere
+  // is not ours to decide). A 5xx may come after the message was created: maybe sent.
+  if (status < 500 && status !== 408 && status !== 429) {
+    return new FallbackError(ERROR_TYPES.fallbackPermanent, message, { status, maybeSent: false });
+  }
+  return new FallbackError(ERROR_TYPES.fallbackRetryable, message, {
+    status,
+    retryAfterSeconds: retryAfterSeconds(res.headers.get('retry-after')),
+    maybeSent: status >= 500,
+  });
+}
+
+function errorDetail(text: string, input: FallbackInput, secrets: string[]): string {
+  return redact(text, [input.phone, input.text, ...secrets]).replace(/\s+/g, ' ').trim().slice(0, 200);
+}
+
+function safeJson(text: string): unknown {
   try {
-    const value: unknown = (JSON.parse(text) as Record<string, unknown>)[field];
-    return typeof value === 'string' && value ? value : undefined;
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
+}
+
+function jsonField(text: string, field: string): string | undefined {
+  const parsed = safeJson(text);
+  const value: unknown = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>)[field] : undefined;
+  return typeof value === 'string' && value ? value : undefined;
 }

@@ -52,7 +52,7 @@ export function createActivities({ rbm, fallback }: ActivityDependencies): Guard
       const ids = { idempotencyKey: input.idempotencyKey, channel: input.channel, provider: fallback.name };
       try {
         const receipt = await fallback.send(input, { signal: cancellationSignal() });
-        log.info('Fallback sent', { ...ids, providerMessageId: receipt.providerMessageId });
+        log.info(receipt.found ? 'Fallback found: an earlier attempt had gone out' : 'Fallback sent', { ...ids, providerMessageId: receipt.providerMessageId });
         return receipt;
       } catch (error) {
         throw toFailure(error, 'Fallback send failed', ids);
@@ -70,7 +70,8 @@ export function toFailure(error: unknown, what: string, ids: Record<string, stri
     type: error.type,
     message: error.message,
     nonRetryable,
-    details: [{ status: error.status ?? null, retryAfterSeconds: error.retryAfterSeconds ?? null }],
+    // A fallback failure says whether the SMS may have gone out (FallbackFailureDetails).
+    details: [error instanceof FallbackError ? error.details : { status: error.status ?? null, retryAfterSeconds: error.retryAfterSeconds ?? null }],
     // Retry-After is honoured, capped: one header must not hold an OTP for an hour.
     nextRetryDelay:
       !nonRetryable && error.retryAfterSeconds !== undefined ? Math.min(MAX_RETRY_AFTER_MS, Math.max(1, error.retryAfterSeconds) * 1000) : undefined,

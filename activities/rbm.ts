@@ -5,6 +5,7 @@ import { JWT } from 'google-auth-library';
 import { z } from 'zod';
 import { rbmBaseUrl, type Config } from '../config/index.ts';
 import { ERROR_TYPES, type RbmMessageRef, type RbmSendInput, type RevokeResult } from '../workflows/contract.ts';
+import { networkCode, redact, retryAfterSeconds } from './http.ts';
 
 export const RBM_SCOPE = 'https://www.googleapis.com/auth/rcsbusinessmessaging';
 /** Where google-auth-library always sends the token exchange (hard-coded in its gtoken). */
@@ -231,40 +232,6 @@ export function summarizeBody(body: string, secrets: string[]): string {
     // not JSON: keep the raw text
   }
   return redact(text, secrets).replace(/\s+/g, ' ').trim().slice(0, 200);
-}
-
-/** Removes the given secrets, anything shaped like a phone number, and bearer/access tokens. */
-export function redact(text: string, secrets: string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (!secret) continue;
-    for (const form of new Set([secret, encodeURIComponent(secret)])) out = out.split(form).join('[redacted]');
-  }
-  return out
-    .replace(/ya29\.[\w.-]+/g, '[token]')
-    .replace(/Bearer\s+[\w.~+/=-]+/gi, 'Bearer [token]')
-    .replace(/(%2B|\+)?\d[\d ().-]{6,}\d/gi, '[number]');
-}
-
-/** Retry-After as seconds (delta-seconds or an HTTP date). */
-export function retryAfterSeconds(header: string | null): number | undefined {
-  if (!header) return undefined;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim());
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
-}
-
-/** A network failure's code (ECONNREFUSED, UND_ERR_SOCKET, …), never its text (it may hold a URL). */
-export function networkCode(error: unknown): string {
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current; depth++) {
-    if (typeof current === 'object' && current !== null) {
-      const code = (current as { code?: unknown }).code;
-      if (typeof code === 'string') return code;
-      current = (current as { cause?: unknown }).cause;
-    }
-  }
-  return error instanceof Error ? error.name : 'unknown';
 }
 
 function errorStatus(error: unknown): number | undefined {

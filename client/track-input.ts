@@ -2,10 +2,13 @@
 // bad message never starts a guard and every error names its field.
 import { z } from 'zod';
 import {
+  AGENT_ID,
   MAX_MESSAGE_LIFETIME_MS,
+  MESSAGE_ID,
   MESSAGE_TRAFFIC_TYPES,
   normalizeAgentId,
   ON_UNKNOWN,
+  parseIsoDateTime,
   revokeRoundBudgetMs,
   type GuardPolicy,
   type MessageTrafficType,
@@ -51,8 +54,8 @@ const policySchema = z
 
 export const trackInputSchema = z
   .object({
-    agentId: z.string().trim().min(1, 'must not be empty').max(128).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
-    messageId: z.string().trim().min(1, 'must not be empty').max(256).regex(/^\S+$/, 'must not contain spaces'),
+    agentId: z.string().trim().min(1, 'must not be empty').max(AGENT_ID.maxLength).regex(AGENT_ID.pattern, AGENT_ID.rule),
+    messageId: z.string().trim().min(1, 'must not be empty').max(MESSAGE_ID.maxLength).regex(MESSAGE_ID.pattern, MESSAGE_ID.rule),
     phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 number like +14155550100'),
     staleAt: z.union([z.date(), z.string()]).optional(),
     staleIn: duration.optional(),
@@ -165,11 +168,5 @@ function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | un
 }
 
 function toDate(value: Date | string): Date {
-  return value instanceof Date ? value : (parseIsoDate(value) ?? new Date(NaN));
-}
-
-/** Only full ISO-8601 date-times with a zone: "tomorrow" or a bare date is ambiguous for a deadline. */
-function parseIsoDate(text: string): Date | undefined {
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
-  return new Date(text);
+  return value instanceof Date ? value : (parseIsoDateTime(value) ?? new Date(NaN));
 }
