@@ -11,6 +11,7 @@ import {
   normalizeAgentId,
   OUTCOMES,
   parseGuardWorkflowId,
+  parseIsoDateTime,
   SA,
   statusQuery,
   trackSignal,
@@ -107,8 +108,8 @@ export class GuardClient {
   }
 
   async extend(workflowId: string, staleAt: Date | string): Promise<GuardStatus> {
-    const at = staleAt instanceof Date ? staleAt : new Date(staleAt);
-    if (Number.isNaN(at.getTime())) throw new ValidationError([{ field: 'staleAt', message: `not a date: ${String(staleAt)}` }]);
+    const at = staleAt instanceof Date ? staleAt : (parseIsoDateTime(staleAt) ?? new Date(NaN));
+    if (Number.isNaN(at.getTime())) throw new ValidationError([{ field: 'staleAt', message: `not an ISO-8601 date-time with a zone: ${String(staleAt)}` }]);
     if (at.getTime() <= Date.now()) throw new ValidationError([{ field: 'staleAt', message: `${at.toISOString()} is in the past` }]);
     return this.handle(workflowId).executeUpdate(extendUpdate, { args: [{ staleAt: at.toISOString() }] });
   }

@@ -19,6 +19,41 @@ export function normalizeAgentId(agentId: string): string {
   return trimmed.toLowerCase().endsWith('@rbm.goog') ? trimmed.slice(0, -'@rbm.goog'.length) : trimmed;
 }
 
+/** The ids a guard can be tracked under; anything else could never meet a track (and Temporal refuses workflow ids over 1000 bytes). */
+export const AGENT_ID = { pattern: /^[A-Za-z0-9._@-]+$/, maxLength: 128, rule: 'letters, digits and . _ @ - only' } as const;
+export const MESSAGE_ID = { pattern: /^\S+$/, maxLength: 256, rule: 'must not contain spaces' } as const;
+
+/** Why a text is not an agent id, or undefined when it is one (bare or `@rbm.goog`, not yet normalised). */
+export function agentIdProblem(agentId: string): string | undefined {
+  if (agentId.length === 0) return 'must not be empty';
+  if (agentId.length > AGENT_ID.maxLength) return `at most ${AGENT_ID.maxLength} characters`;
+  return AGENT_ID.pattern.test(agentId) ? undefined : AGENT_ID.rule;
+}
+
+/** Why a text is not an RBM message id, or undefined when it is one. */
+export function messageIdProblem(messageId: string): string | undefined {
+  if (messageId.length === 0) return 'must not be empty';
+  if (messageId.length > MESSAGE_ID.maxLength) return `at most ${MESSAGE_ID.maxLength} characters`;
+  return MESSAGE_ID.pattern.test(messageId) ? undefined : MESSAGE_ID.rule;
+}
+
+/** The agent and message of a guard id; undefined unless `id` is exactly what guardWorkflowId makes of valid ids. */
+export function parseGuardWorkflowId(id: string): { agentId: string; messageId: string } | undefined {
+  const match = /^rbm-guard\/([^/]+)\/(.+)$/s.exec(id);
+  const agentId = match?.[1];
+  const messageId = match?.[2];
+  if (agentId === undefined || messageId === undefined) return undefined;
+  if (agentIdProblem(agentId) !== undefined || messageIdProblem(messageId) !== undefined) return undefined;
+  return guardWorkflowId(agentId, messageId) === id ? { agentId, messageId } : undefined;
+}
+
+/** Full ISO-8601 date-times with a zone only: "tomorrow" or a bare date is ambiguous for a deadline. */
+export function parseIsoDateTime(text: string): Date | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(text)) return undefined;
+  const at = new Date(text);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+}
+
 /** States a guard passes through. Terminal states are also outcomes. */
 export const PENDING_STATES = [
   'AWAITING_TRACK', // started by an RBM event before the backend tracked the message
@@ -45,6 +80,9 @@ export const OUTCOMES = [
   'SEND_ERROR', // RBM refused the send as a config error (400/401/403)
   'ORPHANED', // an event arrived for a message that was never tracked
 ] as const;
+
+/** Every state a guard can be in, pending first. */
+export const ALL_STATES = [...PENDING_STATES, ...OUTCOMES] as const;
 
 export type PendingState = (typeof PENDING_STATES)[number];
 export type Outcome = (typeof OUTCOMES)[number];
