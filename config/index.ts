@@ -32,6 +32,14 @@ export const envSchema = z.object({
   /** A prebuilt workflow bundle (`npm run build:workflows`); unset = bundle the source at start. */
   RBM_GUARD_WORKFLOW_BUNDLE: opt(z.string().min(1)),
   TEMPORAL_DEV_PORT: withDefault(port, 7233),
+  /**
+   * Which Temporal `npm start` (without TEMPORAL_ADDRESS), the demo, bench and chaos run start:
+   * `dev` the CLI's dev server (SQLite), `postgres` the Temporal server on a local PostgreSQL
+   * cluster (worker/engine/postgres.ts), the engine production runs.
+   */
+  RBM_GUARD_ENGINE: withDefault(z.enum(['dev', 'postgres']), 'dev'),
+  /** Closed guards are kept this long (`rbm-guard setup`; beyond Pub/Sub's 7 days of redelivery). */
+  TEMPORAL_NAMESPACE_RETENTION_DAYS: withDefault(count(), 30),
 
   GOOGLE_APPLICATION_CREDENTIALS: opt(z.string().min(1)),
   RBM_AGENT_ID: opt(z.string().min(1)),
