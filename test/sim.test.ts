@@ -598,6 +598,113 @@ describe('SMS sink', () => {
     expect(sink.sends.filter((s) => s.provider === 'twilio')).toHaveLength(1);
   });
 
+  const twilioAuth = () => `Basic ${Buffer.from(`${sink.twilio.accountSid}:${sink.twilio.authToken}`).toString('base64')}`;
+  const getTwilio = async (path: string, auth = twilioAuth()) => {
+    const response = await fetch(`${sink.url}${path}`, { headers: { authorization: auth } });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+  const listPath = (query: string) => `/2010-04-01/Accounts/${sink.twilio.accountSid}/Messages.json?${query}`;
+  const today = () => new Date().toISOString().slice(0, 10);
+
+  it('ignores Idempotency-Key on Twilio, as Twilio does: a retried POST is a second SMS with a new SID', async () => {
+    const to = '+15550100010';
+    const key = randomUUID();
+    const post = () =>
+      fetch(`${sink.url}/2010-04-01/Accounts/${sink.twilio.accountSid}/Messages.json`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: twilioAuth(), 'idempotency-key': key },
+        body: new URLSearchParams({ To: to, From: '+15550009999', Body: 'code 1' }),
+      }).then((r) => r.json() as Promise<{ sid: string }>);
+    const [first, second] = [await post(), await post()];
+    expect(first.sid).not.toBe(second.sid);
+    expect(sink.distinctSendsTo(to)).toBe(2);
+    expect(sink.sentTo(to).map((s) => s.providerMessageId)).toEqual([first.sid, second.sid]);
+  });
+
+  it('deduplicates Twilio by Idempotency-Key only behind twilioIdempotency: honour', async () => {
+    const kind = await startSmsSink({ twilioIdempotency: 'honour' });
+    closers.push(() => kind.close());
+    const auth = `Basic ${Buffer.from(`${kind.twilio.accountSid}:${kind.twilio.authToken}`).toString('base64')}`;
+    const post = () =>
+      fetch(`${kind.url}/2010-04-01/Accounts/${kind.twilio.accountSid}/Messages.json`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: auth, 'idempotency-key': 'k-1' },
+        body: new URLSearchParams({ To: '+15550100011', From: '+15550009999', Body: 'x' }),
+      }).then((r) => r.json() as Promise<{ sid: string }>);
+    expect((await post()).sid).toBe((await post()).sid);
+    expect(kind.distinctSendsTo('+15550100011')).toBe(1);
+    expect(kind.stats().idempotentReplays).toBe(1);
+  });
+
+  it('sends twice when a Twilio response is lost and the client retries blindly', async () => {
+    const to = '+15550100012';
+    sink.injectFaults([{ lostResponse: true }]);
+    await expect(postTwilio({ To: to, From: '+15550009999', Body: 'x' })).rejects.toThrow(/fetch failed/);
+    expect((await postTwilio({ To: to, From: '+15550009999', Body: 'x' })).status).toBe(201);
+    expect(sink.distinctSendsTo(to)).toBe(2);
+  });
+
+  it('lists Twilio messages to a number since a day, newest first, in Twilio\'s shape with RFC 2822 dates', async () => {
+    const to = '+15550100013';
+    const sids: string[] = [];
+    for (const body of ['one', 'two', 'three']) {
+      sids.push(((await (await postTwilio({ To: to, From: '+15550009999', Body: body })).json()) as { sid: string }).sid);
+    }
+    await postTwilio({ To: '+15550100099', From: '+15550009999', Body: 'someone else' });
+    // queued: date_sent is null, so a DateSent filter does not see them yet; without one they are listed
+    const queued = await getTwilio(listPath(`To=${encodeURIComponent(to)}&DateSent>=${today()}`));
+    expect(queued.body.messages).toEqual([]);
+    const unfiltered = await getTwilio(listPath(`To=${encodeURIComponent(to)}`));
+    expect(unfiltered.body.messages).toMatchObject([{ status: 'queued', date_sent: null }, {}, {}]);
+    await sleep(350);
+    const listed = await getTwilio(listPath(`To=${encodeURIComponent(to)}&From=${encodeURIComponent('+15550009999')}&DateSent%3E=${today()}`));
+    expect(listed.status).toBe(200);
+    const messages = listed.body.messages as Record<string, unknown>[];
+    expect(messages.map((m) => m.sid)).toEqual([...sids].reverse());
+    expect(messages[0]).toMatchObject({ to, from: '+15550009999', body: 'three', status: 'sent', direction: 'outbound-api', account_sid: sink.twilio.accountSid });
+    const rfc2822 = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000$/;
+    expect(messages[0]?.date_created).toMatch(rfc2822);
+    expect(messages[0]?.date_sent).toMatch(rfc2822);
+    expect(listed.body).toMatchObject({ page: 0, page_size: 50, start: 0, end: 2, next_page_uri: null, previous_page_uri: null });
+    // tomorrow and later: nothing; on or before today: all three
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    expect((await getTwilio(listPath(`To=${encodeURIComponent(to)}&DateSent>=${tomorrow}`))).body.messages).toEqual([]);
+    expect((await getTwilio(listPath(`To=${encodeURIComponent(to)}&DateSent<=${today()}`))).body.messages).toHaveLength(3);
+    expect((await getTwilio(listPath(`To=${encodeURIComponent(to)}&DateSent=${today()}`))).body.messages).toHaveLength(3);
+  });
+
+  it('pages a Twilio list: next_page_uri leads to the older messages', async () => {
+    const to = '+15550100014';
+    for (const body of ['a', 'b', 'c']) await postTwilio({ To: to, From: '+15550009999', Body: body });
+    const first = await getTwilio(listPath(`To=${encodeURIComponent(to)}&PageSize=2`));
+    expect((first.body.messages as { body: string }[]).map((m) => m.body)).toEqual(['c', 'b']);
+    expect(first.body.next_page_uri).toMatch(/Page=1&PageToken=PA/);
+    const second = await getTwilio(String(first.body.next_page_uri));
+    expect((second.body.messages as { body: string }[]).map((m) => m.body)).toEqual(['a']);
+    expect(second.body).toMatchObject({ page: 1, next_page_uri: null, start: 2 });
+  });
+
+  it('fetches one Twilio message by SID, 404 20404 for an unknown one, 400 for a bad DateSent, 401 without auth', async () => {
+    const created = (await (await postTwilio({ To: '+15550100015', From: '+15550009999', Body: 'hi' })).json()) as { sid: string };
+    const base = `/2010-04-01/Accounts/${sink.twilio.accountSid}/Messages`;
+    expect(await getTwilio(`${base}/${created.sid}.json`)).toMatchObject({ status: 200, body: { sid: created.sid, to: '+15550100015', body: 'hi' } });
+    expect(await getTwilio(`${base}/SM${'0'.repeat(32)}.json`)).toMatchObject({ status: 404, body: { code: 20404, status: 404 } });
+    expect(await getTwilio(listPath('DateSent>=yesterday'))).toMatchObject({ status: 400, body: { code: 20001 } });
+    expect(await getTwilio(listPath('To=%2B15550100015'), 'Basic bad')).toMatchObject({ status: 401, body: { code: 20003 } });
+  });
+
+  it('injects faults on Twilio lookups: 5xx, 401, and a hang past the client timeout', async () => {
+    const lookups = sink.stats().lookups;
+    sink.injectLookupFaults([{ status: 503 }, { status: 401 }, { hangMs: 5_000 }]);
+    expect(await getTwilio(listPath('To=%2B15550100016'))).toMatchObject({ status: 503, body: { code: 20503 } });
+    expect(await getTwilio(listPath('To=%2B15550100016'))).toMatchObject({ status: 401, body: { code: 20003 } });
+    const hung = fetch(`${sink.url}${listPath('To=%2B15550100016')}`, { headers: { authorization: twilioAuth() }, signal: AbortSignal.timeout(100) });
+    await expect(hung).rejects.toThrow(/aborted|timeout/i);
+    // a send is not a lookup: the lookup queue does not touch it
+    expect((await postTwilio({ To: '+15550100016', From: '+15550009999', Body: 'x' })).status).toBe(201);
+    expect(sink.stats().lookups - lookups).toBe(3);
+  });
+
   it('injects faults in order, records a lost response\'s send, and goes down for a while', async () => {
     sink.injectFaults([{ status: 503 }, { lostResponse: true }]);
     const to = '+15550100003';

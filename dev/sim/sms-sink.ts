@@ -1,11 +1,13 @@
 // The SMS provider stand-in: one real HTTP server speaking both shapes the fallback providers use —
-// a generic JSON endpoint (POST /messages) and Twilio's Messages API — with idempotency keys,
-// injectable faults and an outage switch. Every accepted send is recorded, so a test can assert
-// "sent exactly once" without trusting the client's own word.
+// a generic JSON endpoint (POST /messages) that honours idempotency keys, and Twilio's Messages API
+// (./twilio-api.ts), which ignores them as real Twilio does — with injectable faults on sends and on
+// Twilio lookups, and an outage switch. Every accepted send is recorded: that record is the ground
+// truth of how many SMS each phone really got, whatever the client believes.
 import { seededRandom } from '../random.ts';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { newTwilioSid, registerTwilioRoutes, twilioError, TWILIO_MAX_BODY, type TwilioContext, type TwilioMessage } from './twilio-api.ts';
 
 export type SmsProvider = 'http' | 'twilio';
 
@@ -13,6 +15,8 @@ export interface SmsSend {
   at: number;
   provider: SmsProvider;
   to: string;
+  /** Twilio's From. */
+  from?: string;
   text: string;
   idempotencyKey?: string;
   providerMessageId: string;
@@ -28,6 +32,13 @@ export type SmsFault =
   /** Record the send (unless perform: false), hold the response, then drop the socket or reply. */
   | { hangMs: number; then?: 'drop' | 'reply'; perform?: boolean };
 
+/** A fault consumed by one Twilio lookup (list or fetch). */
+export type SmsLookupFault =
+  | { status: 401 | 429 | 500 | 502 | 503 | 504; retryAfterSeconds?: number }
+  /** Hold the response, then drop the socket (default) or answer. */
+  | { hangMs: number; then?: 'drop' | 'reply' }
+  | { lostResponse: true };
+
 /** Random faults for a chaos run, as probabilities in [0, 1] from a seeded PRNG. */
 export interface SmsRandomFaults {
   seed: number;
@@ -37,6 +48,10 @@ export interface SmsRandomFaults {
   hang?: number;
   /** Default 2000: set it above the client's timeout. */
   hangMs?: number;
+  /** Twilio lookups (list/fetch) answered 500/503. */
+  lookup5xx?: number;
+  /** Twilio lookups that hang for hangMs, then drop. */
+  lookupHang?: number;
 }
 
 export interface SmsSinkOptions {
@@ -45,12 +60,22 @@ export interface SmsSinkOptions {
   /** Twilio credentials to accept. Default: generated. */
   twilio?: { accountSid: string; authToken: string };
   random?: SmsRandomFaults;
+  /**
+   * Whether the Twilio endpoint deduplicates by Idempotency-Key. Default 'ignore', as real Twilio (a
+   * retried POST is a second SMS); 'honour' is the old kind sink that no Twilio account behaves like.
+   */
+  twilioIdempotency?: 'ignore' | 'honour';
+  /** How long an accepted Twilio message stays queued (date_sent null, unseen by DateSent filters). Default 300. */
+  twilioSendDelayMs?: number;
 }
 
 export interface SmsSinkStats {
   requests: number;
   sends: number;
   idempotentReplays: number;
+  /** Twilio list/fetch requests, and the faults injected on them. */
+  lookups: number;
+  lookupFaults: number;
   faults: number;
   /** The same faults by kind (a chaos run reports what it injected). */
   faultsByKind: { down: number; status429: number; status5xx: number; status400: number; lostResponse: number; hang: number };
@@ -63,8 +88,12 @@ export interface SmsSink {
   readonly twilio: { accountSid: string; authToken: string };
   /** Every accepted send, in order (idempotent repeats are not recorded again). */
   readonly sends: readonly SmsSend[];
+  /** How many SMS this phone really got: every accepted send to it (the ground truth). */
   distinctSendsTo(phone: string): number;
+  sentTo(phone: string): SmsSend[];
   injectFaults(faults: SmsFault[]): void;
+  /** Faults for the next Twilio lookups (list or fetch), in order. */
+  injectLookupFaults(faults: SmsLookupFault[]): void;
   setRandomFaults(random: SmsRandomFaults | undefined): void;
   /** Every request answers 503 for `forMs` (or until up()). */
   down(forMs?: number): void;
@@ -74,24 +103,17 @@ export interface SmsSink {
 }
 
 const E164 = /^\+[1-9]\d{1,14}$/;
-const TWILIO_MAX_BODY = 1600;
 
 const httpBody = z.object({
   to: z.string().regex(E164, 'to must be E.164'),
   text: z.string().min(1).max(TWILIO_MAX_BODY),
   idempotencyKey: z.string().min(1).max(255).optional(),
 });
-const twilioForm = z.object({ To: z.string().optional(), From: z.string().optional(), Body: z.string().optional() });
 
 interface Answer {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
-}
-
-
-function twilioError(status: number, code: number, message: string, headers?: Record<string, string>): Answer {
-  return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status }, headers };
 }
 
 function httpError(status: number, message: string, headers?: Record<string, string>): Answer {
@@ -119,6 +141,8 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     requests: 0,
     sends: 0,
     idempotentReplays: 0,
+    lookups: 0,
+    lookupFaults: 0,
     faults: 0,
     faultsByKind: { down: 0, status429: 0, status5xx: 0, status400: 0, lostResponse: 0, hang: 0 },
     rejected: 0,
@@ -142,11 +166,20 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
       timers.set(timer, resolve);
     });
 
-  const takeFault = (): SmsFault | undefined => {
-    const queued = faults.shift();
+  const lookupFaults: SmsLookupFault[] = [];
+  const twilioMessages: TwilioMessage[] = [];
+  const twilioIdempotent = options.twilioIdempotency === 'honour';
+
+  const takeFault = (kind: 'send' | 'lookup'): SmsFault | SmsLookupFault | undefined => {
+    const queued = kind === 'send' ? faults.shift() : lookupFaults.shift();
     if (queued || !random) return queued;
     const { faults: r, next } = random;
     const roll = (rate: number | undefined) => rate !== undefined && rate > 0 && next() < rate;
+    if (kind === 'lookup') {
+      if (roll(r.lookupHang)) return { hangMs: r.hangMs ?? 2000 };
+      if (roll(r.lookup5xx)) return { status: next() < 0.5 ? 500 : 503 };
+      return undefined;
+    }
     if (roll(r.lostResponse)) return { lostResponse: true };
     if (roll(r.hang)) return { hangMs: r.hangMs ?? 2000 };
     if (roll(r.error429)) return { status: 429, retryAfterSeconds: 1 };
@@ -163,37 +196,44 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     res.raw.destroy();
   };
 
-  /** Records the send once per idempotency key and returns the provider's answer. */
-  const accept = (provider: SmsProvider, to: string, text: string, key: string | undefined, build: (id: string) => Answer) => {
-    const storeKey = key && `${provider}:${key}`;
+  /** Records a send (once per idempotency key where the endpoint honours keys) and returns the provider's answer. */
+  const accept = (provider: SmsProvider, to: string, text: string, key: string | undefined, build: (id: string) => Answer, from?: string) => {
+    const honoursKey = provider === 'http' || twilioIdempotent;
+    const storeKey = honoursKey && key ? `${provider}:${key}` : undefined;
     const previous = storeKey ? answered.get(storeKey) : undefined;
     if (previous) {
       counters.idempotentReplays++;
       return previous;
     }
-    const providerMessageId = provider === 'twilio' ? `SM${randomBytes(16).toString('hex')}` : `msg_${randomBytes(12).toString('hex')}`;
-    sends.push({ at: Date.now(), provider, to, text, idempotencyKey: key, providerMessageId });
+    const now = Date.now();
+    const providerMessageId = provider === 'twilio' ? newTwilioSid() : `msg_${randomBytes(12).toString('hex')}`;
+    sends.push({ at: now, provider, to, ...(from ? { from } : {}), text, idempotencyKey: key, providerMessageId });
+    if (provider === 'twilio') {
+      twilioMessages.push({ sid: providerMessageId, to, from: from ?? '', body: text, createdAt: now, sentAt: now + (options.twilioSendDelayMs ?? 300) });
+    }
     counters.sends++;
     const answer = build(providerMessageId);
     if (storeKey) answered.set(storeKey, answer);
     return answer;
   };
 
-  /** Down mode and faults around the real handling, shared by both shapes. */
-  const handle = async (provider: SmsProvider, res: FastifyReply, perform: () => Answer): Promise<void> => {
+  /** Down mode and faults around the real handling, shared by both shapes and by Twilio lookups. */
+  const handle = async (provider: SmsProvider, res: FastifyReply, perform: () => Answer, kind: 'send' | 'lookup' = 'send'): Promise<void> => {
     counters.requests++;
+    if (kind === 'lookup') counters.lookups++;
     if (downUntil !== undefined && Date.now() < downUntil) {
       counters.faults++;
       counters.faultsByKind.down++;
       return void reply(res, errorFor(provider, 503, 'Service Unavailable'));
     }
-    const fault = takeFault();
+    const fault = takeFault(kind);
     if (!fault) {
       const answer = perform();
       if (answer.status >= 400) counters.rejected++;
       return void reply(res, answer);
     }
     counters.faults++;
+    if (kind === 'lookup') counters.lookupFaults++;
     if ('lostResponse' in fault) {
       counters.faultsByKind.lostResponse++;
       perform();
@@ -201,16 +241,17 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     }
     if ('hangMs' in fault) {
       counters.faultsByKind.hang++;
-      let answer = fault.perform === false ? undefined : perform();
+      let answer = 'perform' in fault && fault.perform === false ? undefined : perform();
       await wait(fault.hangMs);
       if (fault.then === 'reply' && !closing) return void reply(res, (answer ??= perform()));
       return drop(res);
     }
     if (fault.status === 400) counters.faultsByKind.status400++;
     else if (fault.status === 429) counters.faultsByKind.status429++;
-    else counters.faultsByKind.status5xx++;
+    else if (fault.status >= 500) counters.faultsByKind.status5xx++;
     const retryAfter = 'retryAfterSeconds' in fault ? fault.retryAfterSeconds : undefined;
     const headers = retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : undefined;
+    if (fault.status === 401) return void reply(res, provider === 'twilio' ? twilioError(401, 20003, 'Authenticate') : httpError(401, 'Unauthorized'));
     const message = fault.status === 400 ? 'Invalid destination' : fault.status === 429 ? 'Too Many Requests' : 'Internal Server Error';
     return void reply(res, errorFor(provider, fault.status, message, headers));
   };
@@ -242,54 +283,13 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     }),
   );
 
-  // Twilio's Messages API: form To/From/Body, HTTP Basic with the account SID and auth token.
-  app.post('/2010-04-01/Accounts/:sid/Messages.json', (req: FastifyRequest, res) =>
-    handle('twilio', res, () => {
-      const { sid } = req.params as { sid: string };
-      const expected = `Basic ${Buffer.from(`${twilio.accountSid}:${twilio.authToken}`).toString('base64')}`;
-      if (req.headers.authorization !== expected || sid !== twilio.accountSid) {
-        return twilioError(401, 20003, 'Authenticate');
-      }
-      const form = twilioForm.safeParse(req.body);
-      const { To, From, Body } = form.success ? form.data : {};
-      if (!To) return twilioError(400, 21604, "A 'To' phone number is required.");
-      if (!From) return twilioError(400, 21603, "A 'From' phone number is required.");
-      if (!Body) return twilioError(400, 21602, 'Message body is required.');
-      if (!E164.test(To)) return twilioError(400, 21211, `The 'To' number is not a valid phone number.`);
-      if (Body.length > TWILIO_MAX_BODY) return twilioError(400, 21617, 'The concatenated message body exceeds the 1600 character limit.');
-      const header = req.headers['idempotency-key'];
-      const key = typeof header === 'string' ? header : undefined;
-      return accept('twilio', To, Body, key, (id) => {
-        const now = new Date().toUTCString().replace('GMT', '+0000');
-        const uri = `/2010-04-01/Accounts/${sid}/Messages/${id}`;
-        return {
-          status: 201,
-          body: {
-            account_sid: sid,
-            api_version: '2010-04-01',
-            body: Body,
-            date_created: now,
-            date_sent: null,
-            date_updated: now,
-            direction: 'outbound-api',
-            error_code: null,
-            error_message: null,
-            from: From,
-            messaging_service_sid: null,
-            num_media: '0',
-            num_segments: String(Math.ceil(Body.length / 153) || 1),
-            price: null,
-            price_unit: 'USD',
-            sid: id,
-            status: 'queued',
-            subresource_uris: { media: `${uri}/Media.json` },
-            to: To,
-            uri: `${uri}.json`,
-          },
-        };
-      });
-    }),
-  );
+  const twilioContext: TwilioContext = {
+    ...twilio,
+    messages: twilioMessages,
+    handle: (kind, res, perform) => handle('twilio', res, perform, kind),
+    accept: (to, from, text, key, build) => accept('twilio', to, text, key, build, from),
+  };
+  registerTwilioRoutes(app, twilioContext);
 
   await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 });
   const address = app.server.address();
@@ -300,7 +300,9 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     twilio,
     sends,
     distinctSendsTo: (phone) => sends.filter((s) => s.to === phone).length,
+    sentTo: (phone) => sends.filter((s) => s.to === phone),
     injectFaults: (more) => void faults.push(...more),
+    injectLookupFaults: (more) => void lookupFaults.push(...more),
     setRandomFaults,
     down: (forMs) => {
       downUntil = forMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + forMs;
