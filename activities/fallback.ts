@@ -122,13 +122,16 @@ interface TwilioLookupContext {
 }
 
 /**
- * Whether an earlier attempt's SMS exists: lists Messages To=phone From=TWILIO_FROM DateSent>=(the
- * UTC day of lookupSince − skew) and matches one with the same body created since lookupSince − skew.
- * Returns its sid, or null only when the SMS is KNOWN NOT TO EXIST: every page of that window's list
- * was read (HTTP 200, well-formed, at most TWILIO_LOOKUP_MAX_PAGES) and none matched (messages Twilio
- * marks failed/canceled never reached a carrier and do not count). Anything less — an error status,
- * a timeout, refused credentials, a malformed page, a list too long — throws FallbackLookupFailedError:
- * the fate of the earlier attempt stays unknown and the workflow's policy decides.
+ * Whether an earlier attempt's SMS exists: lists Messages To=phone From=TWILIO_FROM and matches one
+ * with the same body created since lookupSince − skew. Returns its sid, or null only when the SMS is
+ * KNOWN NOT TO EXIST: every page of that list was read (HTTP 200, well-formed, at most
+ * TWILIO_LOOKUP_MAX_PAGES) and none matched (a message Twilio marks failed/canceled never reached a
+ * carrier and does not count). Anything less — an error status, a timeout, refused credentials, a
+ * malformed page, a list too long — throws FallbackLookupFailedError: the earlier attempt's fate stays
+ * unknown and the workflow's policy decides.
+ *
+ * No DateSent>= filter, though it would shorten the list: a message Twilio still holds `queued` has
+ * date_sent null, and a date filter does not match it — exactly the SMS a lost answer leaves behind.
  */
 async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, signal: AbortSignal | undefined): Promise<string | null> {
   const since = Date.parse(input.lookupSince ?? '');
@@ -140,12 +143,7 @@ async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, sign
     });
   if (Number.isNaN(since)) throw fail('lookupSince is not a date');
   const after = since - TWILIO_LOOKUP_SKEW_MS;
-  const query = new URLSearchParams({
-    To: input.phone,
-    From: ctx.from,
-    'DateSent>': new Date(after).toISOString().slice(0, 10),
-    PageSize: String(TWILIO_PAGE_SIZE),
-  });
+  const query = new URLSearchParams({ To: input.phone, From: ctx.from, PageSize: String(TWILIO_PAGE_SIZE) });
   let next: string | null | undefined = `${ctx.url}?${query}`;
   for (let page = 0; next; page++) {
     if (page === TWILIO_LOOKUP_MAX_PAGES) throw fail(`more than ${TWILIO_LOOKUP_MAX_PAGES} pages: the list cannot be read completely`);

@@ -1,16 +1,16 @@
-// The RBM client, the fallback providers and the activities, against the simulator and the SMS
-// sink over real HTTP: the real google-auth-library token exchange, every RBM answer classified,
-// one SMS per idempotency key, and ApplicationFailures the workflow's retry policy can act on.
+// The RBM client and the activities, against the simulator and the SMS sink over real HTTP: the real
+// google-auth-library token exchange, every RBM answer classified, and ApplicationFailures the
+// workflow's retry policy can act on. The SMS providers themselves: test/fallback.test.ts.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../activities/index.ts';
-import { createFallbackChannel, createHttpChannel, createTwilioChannel, FallbackError, type FallbackChannel } from '../activities/fallback.ts';
+import { createFallbackChannel } from '../activities/fallback.ts';
 import { createRbmClient, RbmError, type RbmClient } from '../activities/rbm.ts';
-import { ConfigError, loadConfig, type Config } from '../config/index.ts';
-import { ERROR_TYPES, type FallbackInput, type RbmSendInput } from '../workflows/contract.ts';
+import { loadConfig, type Config } from '../config/index.ts';
+import { ERROR_TYPES, MAX_RETRY_AFTER_MS, type FallbackInput, type RbmSendInput } from '../workflows/contract.ts';
 import { startRbmSimulator, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
 
@@ -233,85 +233,6 @@ describe('RBM client', () => {
   });
 });
 
-describe('fallback providers', () => {
-  const input = (): FallbackInput => ({ idempotencyKey: `rbm-guard/${AGENT}/${randomUUID()}`, channel: 'sms', phone: '+15550101010', text: TEXT });
-  let http: FallbackChannel;
-  let twilio: FallbackChannel;
-  beforeAll(() => {
-    http = createFallbackChannel(config);
-    twilio = createFallbackChannel({
-      ...config,
-      FALLBACK_PROVIDER: 'twilio',
-      TWILIO_ACCOUNT_SID: sink.twilio.accountSid,
-      TWILIO_AUTH_TOKEN: sink.twilio.authToken,
-      TWILIO_FROM: '+15550009999',
-      TWILIO_API_BASE_URL: sink.url,
-    });
-  });
-
-  it('picks the provider FALLBACK_PROVIDER names, and names a missing setting', () => {
-    expect(http.name).toBe('http');
-    expect(twilio.name).toBe('twilio');
-    expect(() => createFallbackChannel({ ...config, FALLBACK_HTTP_URL: undefined })).toThrow(ConfigError);
-    expect(() => createFallbackChannel({ ...config, FALLBACK_HTTP_URL: undefined })).toThrow(/FALLBACK_HTTP_URL/);
-  });
-
-  it.each(['http', 'twilio'] as const)('%s: sends once per idempotency key, even when called twice', async (which) => {
-    const channel = which === 'http' ? http : twilio;
-    const sms = input();
-    const first = await channel.send(sms);
-    const second = await channel.send(sms);
-    expect(second).toEqual(first);
-    expect(first.provider).toBe(which);
-    expect(first.providerMessageId).toMatch(which === 'twilio' ? /^SM[0-9a-f]{32}$/ : /^msg_/);
-    const recorded = sink.sends.filter((s) => s.idempotencyKey === sms.idempotencyKey);
-    expect(recorded).toEqual([expect.objectContaining({ provider: which, to: sms.phone, text: TEXT })]);
-  });
-
-  it.each(['http', 'twilio'] as const)('%s: a lost response, retried with the same key, sends once', async (which) => {
-    const channel = which === 'http' ? http : twilio;
-    const sms = input();
-    sink.injectFaults([{ lostResponse: true }]);
-    const error = await failure(channel.send(sms), FallbackError);
-    expect(error.type).toBe(ERROR_TYPES.fallbackRetryable);
-    const receipt = await channel.send(sms);
-    expect(sink.sends.filter((s) => s.idempotencyKey === sms.idempotencyKey)).toEqual([
-      expect.objectContaining({ providerMessageId: receipt.providerMessageId }),
-    ]);
-  });
-
-  it.each(['http', 'twilio'] as const)('%s: 400 is permanent; 503, 429 and a timeout are retryable', async (which) => {
-    const channel = which === 'http' ? http : twilio;
-    sink.injectFaults([{ status: 400 }, { status: 503 }, { status: 429, retryAfterSeconds: 3 }, { hangMs: 5000, perform: false }]);
-    const permanent = await failure(channel.send(input()), FallbackError);
-    expect(permanent).toMatchObject({ type: ERROR_TYPES.fallbackPermanent, status: 400, retryable: false });
-    expect(await failure(channel.send(input()), FallbackError)).toMatchObject({ type: ERROR_TYPES.fallbackRetryable, status: 503 });
-    expect(await failure(channel.send(input()), FallbackError)).toMatchObject({
-      type: ERROR_TYPES.fallbackRetryable,
-      status: 429,
-      retryAfterSeconds: 3,
-    });
-    const timeout = await failure(channel.send(input()), FallbackError);
-    expect(timeout.type).toBe(ERROR_TYPES.fallbackRetryable);
-    expect(timeout.message).toMatch(/timed out/);
-  });
-
-  it('refused credentials are permanent, for both providers', async () => {
-    const badHttp = createHttpChannel({ url: `${sink.url}/messages`, token: 'wrong', timeoutMs: TIMEOUT_MS });
-    expect(await failure(badHttp.send(input()), FallbackError)).toMatchObject({ type: ERROR_TYPES.fallbackPermanent, status: 401 });
-    const badTwilio = createTwilioChannel({
-      accountSid: sink.twilio.accountSid,
-      authToken: 'wrong',
-      from: '+15550009999',
-      baseUrl: sink.url,
-      timeoutMs: TIMEOUT_MS,
-    });
-    const error = await failure(badTwilio.send(input()), FallbackError);
-    expect(error).toMatchObject({ type: ERROR_TYPES.fallbackPermanent, status: 401 });
-    expect(error.message).toContain('20003');
-  });
-});
-
 describe('activities', () => {
   const logged: string[] = [];
   const logger = {
@@ -335,8 +256,8 @@ describe('activities', () => {
     return error as ApplicationFailure;
   }
 
-  it('revoke resolves with the client\'s result', async () => {
-    expect(await env.run(activities().revoke, pending())).toBe('REVOKED');
+  it('revoke resolves with the client\'s result and the attempt that got it', async () => {
+    expect(await env.run(activities().revoke, pending())).toEqual({ result: 'REVOKED', attempt: 1 });
   });
 
   it('a 429 becomes a retryable failure whose next retry waits for Retry-After', async () => {
@@ -364,6 +285,30 @@ describe('activities', () => {
     expect(refused).toMatchObject({ type: ERROR_TYPES.fallbackPermanent, nonRetryable: true });
   });
 
+  it('a fallback failure carries whether the SMS may have gone out, and a Retry-After capped at MAX_RETRY_AFTER_MS', async () => {
+    sink.injectFaults([{ lostResponse: true }, { status: 429, retryAfterSeconds: 3600 }]);
+    const lost = await applicationFailure(env.run(activities().sendFallback, sms()));
+    expect(lost).toMatchObject({ type: ERROR_TYPES.fallbackRetryable, nonRetryable: false, details: [{ maybeSent: true, status: null, retryAfterSeconds: null }] });
+    const throttled = await applicationFailure(env.run(activities().sendFallback, sms()));
+    expect(throttled).toMatchObject({ details: [{ maybeSent: false, status: 429, retryAfterSeconds: 3600 }], nextRetryDelay: MAX_RETRY_AFTER_MS });
+  });
+
+  it('a Twilio lookup that fails is a retryable FallbackLookupFailedError, maybe sent', async () => {
+    const twilio = createFallbackChannel({
+      ...config,
+      FALLBACK_PROVIDER: 'twilio',
+      TWILIO_ACCOUNT_SID: sink.twilio.accountSid,
+      TWILIO_AUTH_TOKEN: sink.twilio.authToken,
+      TWILIO_FROM: '+15550009999',
+      TWILIO_API_BASE_URL: sink.url,
+    });
+    sink.injectLookupFaults([{ status: 503 }]);
+    const error = await applicationFailure(
+      env.run(createActivities({ rbm, fallback: twilio }).sendFallback, { ...sms(), lookupSince: new Date().toISOString() }),
+    );
+    expect(error).toMatchObject({ type: ERROR_TYPES.fallbackLookupFailed, nonRetryable: false, details: [{ maybeSent: true, status: 503 }] });
+  });
+
   it('sendFallback returns the provider receipt', async () => {
     const receipt = await env.run(activities().sendFallback, sms());
     expect(receipt).toMatchObject({ provider: 'http', providerMessageId: expect.stringMatching(/^msg_/) });
@@ -373,7 +318,7 @@ describe('activities', () => {
     expect(logged.length).toBeGreaterThan(3);
     const everything = [...logged, ...messages].join('\n');
     expect(messages.length).toBeGreaterThan(10);
-    for (const secret of [PHONE, '15550101010', '15550000404', TEXT, '987654', 'ya29', 'Bearer']) {
+    for (const secret of [PHONE, '15550000404', TEXT, '987654', 'ya29', 'Bearer']) {
       expect(everything).not.toContain(secret);
     }
   });
