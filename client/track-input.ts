@@ -21,8 +21,9 @@ export const MAX_FALLBACK_TEXT = 1530;
 export const MAX_RBM_TEXT = 3072;
 const MAX_LIFETIME_MS = MAX_MESSAGE_LIFETIME_MS;
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** A duration on the wire: a number and a unit (exported to the generated contract). */
+export const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+export const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** '10m' → 600000. Returns undefined for anything else. */
 export function parseDuration(text: string): number | undefined {
@@ -52,24 +53,39 @@ const policySchema = z
   .partial()
   .strict();
 
+/** A phone number as every client checks it (exported to the generated contract). */
+export const E164_PATTERN = /^\+[1-9]\d{6,14}$/;
+
+/** On the wire a time is an ISO-8601 date-time with a zone (checked, naming the field, when resolved). */
+const isoDateTime = z.string().meta({ format: 'date-time' });
+/** TypeScript callers may hand a Date where the wire has a date-time string. */
+const dateOrIso = z.union([z.date(), isoDateTime]);
+
+const trackFields = {
+  agentId: z.string().trim().min(1, 'must not be empty').max(AGENT_ID.maxLength).regex(AGENT_ID.pattern, AGENT_ID.rule),
+  messageId: z.string().trim().min(1, 'must not be empty').max(MESSAGE_ID.maxLength).regex(MESSAGE_ID.pattern, MESSAGE_ID.rule),
+  phone: z.string().regex(E164_PATTERN, 'must be an E.164 number like +14155550100'),
+  staleAt: isoDateTime.optional(),
+  staleIn: duration.optional(),
+  /** When the backend sent the message. staleIn counts from it, and a staleAt already past is
+   * accepted when it lies after sentAt: a message tracked late (Temporal was down) is still guarded. */
+  sentAt: isoDateTime.optional(),
+  /** The RBM message's own expireTime or ttl, when the backend set one: the platform may revoke it first. */
+  expireTime: isoDateTime.optional(),
+  ttl: duration.optional(),
+  trafficType: z.enum(MESSAGE_TRAFFIC_TYPES).default('TRANSACTION'),
+  fallbackText: z.string().min(1, 'must not be empty').max(MAX_FALLBACK_TEXT, `at most ${MAX_FALLBACK_TEXT} characters (10 SMS segments)`).nullable().optional(),
+  sendText: z.string().min(1).max(MAX_RBM_TEXT).optional(),
+  policy: policySchema.optional(),
+};
+
+/** The wire format (HTTP API, the generated contract, other languages): plain JSON, ISO and duration strings. */
+export const trackRequestSchema = z.object(trackFields).strict();
+export type TrackRequest = z.input<typeof trackRequestSchema>;
+
+/** What TypeScript callers hand to track(): the wire format, with Date objects allowed for its times. */
 export const trackInputSchema = z
-  .object({
-    agentId: z.string().trim().min(1, 'must not be empty').max(AGENT_ID.maxLength).regex(AGENT_ID.pattern, AGENT_ID.rule),
-    messageId: z.string().trim().min(1, 'must not be empty').max(MESSAGE_ID.maxLength).regex(MESSAGE_ID.pattern, MESSAGE_ID.rule),
-    phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 number like +14155550100'),
-    staleAt: z.union([z.date(), z.string()]).optional(),
-    staleIn: duration.optional(),
-    /** When the backend sent the message. staleIn counts from it, and a staleAt already past is
-     * accepted when it lies after sentAt: a message tracked late (Temporal was down) is still guarded. */
-    sentAt: z.union([z.date(), z.string()]).optional(),
-    /** The RBM message's own expireTime or ttl, when the backend set one: the platform may revoke it first. */
-    expireTime: z.union([z.date(), z.string()]).optional(),
-    ttl: duration.optional(),
-    trafficType: z.enum(MESSAGE_TRAFFIC_TYPES).default('TRANSACTION'),
-    fallbackText: z.string().min(1, 'must not be empty').max(MAX_FALLBACK_TEXT, `at most ${MAX_FALLBACK_TEXT} characters (10 SMS segments)`).nullable().optional(),
-    sendText: z.string().min(1).max(MAX_RBM_TEXT).optional(),
-    policy: policySchema.optional(),
-  })
+  .object({ ...trackFields, staleAt: dateOrIso.optional(), sentAt: dateOrIso.optional(), expireTime: dateOrIso.optional() })
   .strict();
 
 export type TrackInput = z.input<typeof trackInputSchema>;
