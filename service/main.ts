@@ -14,7 +14,7 @@ import { createRbmClient } from '../activities/rbm.ts';
 import { createFallbackChannel } from '../activities/fallback.ts';
 import { dataConverter, describeKeyRing, devKeyFile, EncryptionCodec, loadKeyRing } from '../client/codec.ts';
 import { codecServerSettings, startCodecServer, type CodecServer } from '../client/codec-server.ts';
-import { connectClient, tlsOptions } from '../client/connection.ts';
+import { clientOptions, connectClient, tlsOptions } from '../client/connection.ts';
 import { startWebhookServer } from '../client/webhook/server.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { createGuardWorker } from '../worker/worker.ts';
@@ -107,7 +107,7 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
     let webhookUrl: string | null = null;
     if (parts.includes('webhook')) {
       // The webhook's client carries this process's codec, like every client.
-      const client: Client = await connectClient({ ...config, address }, { codec });
+      const client: Client = await connectClient(clientOptions(config, { address, codec }));
       stops.unshift(() => client.connection.close());
       const webhook = await startWebhookServer({ ...config, TEMPORAL_ADDRESS: address }, { logger: log, client });
       webhookUrl = webhook.url;
