@@ -17,6 +17,7 @@ import { codecServerSettings, startCodecServer, type CodecServer } from '../clie
 import { clientOptions, connectClient, tlsOptions } from '../client/connection.ts';
 import { startWebhookServer } from '../client/webhook/server.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
+import { startPostgresEngine } from '../worker/engine/postgres.ts';
 import { createGuardWorker } from '../worker/worker.ts';
 
 type Part = 'worker' | 'webhook' | 'codec';
@@ -67,6 +68,13 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
 
     let devServer: DevServer | undefined;
     let address = config.TEMPORAL_ADDRESS;
+    if (!address && config.RBM_GUARD_ENGINE === 'postgres') {
+      // The engine production runs: a local PostgreSQL cluster and the Temporal server (no Web UI).
+      const engine = await startPostgresEngine({ dataDir: config.RBM_GUARD_DATA_DIR, port: config.TEMPORAL_DEV_PORT, namespace: config.TEMPORAL_NAMESPACE, retentionDays: config.TEMPORAL_NAMESPACE_RETENTION_DAYS });
+      stopServer = () => engine.stop();
+      address = engine.address;
+      log.info({ address, postgres: `127.0.0.1:${engine.postgres.port}`, metrics: engine.metricsUrl }, 'Temporal server on PostgreSQL started');
+    }
     if (!address) {
       const dbFile = resolve(join(config.RBM_GUARD_DATA_DIR, 'temporal.db'));
       const server = await startDevServer({

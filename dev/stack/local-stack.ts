@@ -6,7 +6,7 @@
 // Used by the demo, the benchmarks and the chaos run; each child can be killed and restarted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,8 @@ import { codecFromConfig, dataConverter, ensureDevKeyFile, devKeyFile, type Encr
 import { startCodecServer, type CodecServer } from '../../client/codec-server.ts';
 import { embeddedUiOrigins, loadConfig } from '../../config/index.ts';
 import { freePort, startDevServer, type DevServer } from '../../worker/dev-server.ts';
+import { startPostgresEngine, type PostgresEngine } from '../../worker/engine/postgres.ts';
+import { engineFromEnv, type EngineName } from '../../worker/engine/select.ts';
 import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink, type SmsSinkOptions } from '../sim/sms-sink.ts';
 
@@ -45,6 +47,8 @@ export interface LocalStackOptions {
    */
   encryptionEnv?: Record<string, string>;
   sqlitePragmas?: string[];
+  /** The Temporal engine; default RBM_GUARD_ENGINE (`dev`: the CLI's dev server, `postgres`: worker/engine/postgres.ts). */
+  engine?: EngineName;
   /** Where child process output goes (default: discarded). */
   log?: (source: string, line: string) => void;
 }
@@ -61,6 +65,8 @@ export interface ChildService {
 export interface LocalStack {
   dataDir: string;
   devServer: DevServer;
+  /** The PostgreSQL engine's handles (server and cluster), null on the dev server. */
+  postgres: PostgresEngine | null;
   sim: RbmSimulator;
   sink: SmsSink;
   worker: ChildService;
@@ -101,7 +107,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   if (codec && options.uiPort !== undefined) {
     codecServer = await startCodecServer({ codec, token: randomBytes(24).toString('base64url'), origins: embeddedUiOrigins(options.uiPort), host: '127.0.0.1', port: 0 });
   }
-  const startTemporal = () =>
+  const engine = options.engine ?? engineFromEnv();
+  let postgres: PostgresEngine | null = null;
+  // Our own temp folder (mode 700): the cluster's non-root user must get through to its subfolder.
+  if (engine === 'postgres' && !options.dataDir) chmodSync(dataDir, 0o711);
+  const startTemporal = async (): Promise<DevServer> => {
+    if (engine !== 'postgres') return startDevServerHere();
+    if (postgres) await postgres.startServer();
+    else postgres = await startPostgresEngine({ dataDir, port, log });
+    return postgres;
+  };
+  const startDevServerHere = () =>
     startDevServer({ dbFile, port, uiPort: options.uiPort, codecEndpoint: codecServer?.uiEndpoint, sqlitePragmas: options.sqlitePragmas, log: (l) => log('temporal', l) });
   let devServer = await startTemporal();
   const webhookPort = await freePort();
@@ -152,6 +168,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     get devServer() {
       return devServer;
     },
+    get postgres() {
+      return postgres;
+    },
     sim,
     sink,
     worker,
@@ -164,7 +183,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     codec,
     codecUrl: codecServer?.url ?? null,
     async restartTemporal(downMs = 0) {
-      await devServer.stop();
+      // The PostgreSQL engine restarts its Temporal server only; the cluster keeps running.
+      if (postgres) await postgres.stopServer();
+      else await devServer.stop();
       if (downMs) await new Promise((r) => setTimeout(r, downMs));
       devServer = await startTemporal();
     },
