@@ -51,10 +51,18 @@ describe('lifecycle: delivery before the deadline', () => {
 });
 
 describe('lifecycle: the deadline passes', () => {
-  it('stale → revoke 200 → FALLBACK → FALLBACK_SENT, then lingers', () => {
+  it('stale → revoke 200 → FALLBACK → FALLBACK_SENT, and closes (a later DELIVERED is the webhook’s record)', () => {
     const g = run(tracked(), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REVOKED' }, { type: 'FALLBACK_RESULT', result: 'ACCEPTED' });
     expect(states(g)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'FALLBACK', 'FALLBACK_SENT']);
     expect(g.revokeRounds).toBe(1);
+    expect(nextAction(g, tracked(), NOW)).toEqual({ kind: 'done' });
+  });
+
+  it('rules 1 (guards from before the pessimistic rules) linger after FALLBACK_SENT, as they ran', () => {
+    const g = [{ type: 'STALE' } as const, { type: 'REVOKE_RESULT', result: 'REVOKED' } as const, { type: 'FALLBACK_RESULT', result: 'ACCEPTED' } as const].reduce(
+      (guard: Guard, e: LifecycleEvent) => step(guard, e, NOW),
+      initialGuard('wf', tracked(), NOW, 1),
+    );
     expect(nextAction(g, tracked(), NOW)).toEqual({ kind: 'linger', ms: 5000 });
   });
 
@@ -63,8 +71,11 @@ describe('lifecycle: the deadline passes', () => {
     expect(states(g)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'CONFIRMING_DELIVERY', 'DELIVERED']);
   });
 
-  it('revoke 404 and no event within the grace → DELIVERED_UNCONFIRMED, never a fallback', () => {
-    const g = run(tracked(), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'ALREADY_DELIVERED' }, { type: 'GRACE_ELAPSED' });
+  it('revoke 404 and no event within the grace: unknown, so an OTP falls back and a promotion ends DELIVERED_UNCONFIRMED', () => {
+    const otp = run(tracked(), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'ALREADY_DELIVERED' }, { type: 'GRACE_ELAPSED' });
+    expect(otp.state).toBe('FALLBACK');
+    const promo = message({ trafficType: 'PROMOTION', policy: { ...message().policy, onUnknown: 'no-fallback' } });
+    const g = run(tracked(promo), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'ALREADY_DELIVERED' }, { type: 'GRACE_ELAPSED' });
     expect(g.state).toBe('DELIVERED_UNCONFIRMED');
     expect(states(g)).not.toContain('FALLBACK');
   });
@@ -185,7 +196,7 @@ describe('lifecycle: events before track', () => {
   it('a guard started by an event waits for track, then applies what it heard', () => {
     const g0 = run(early, ev('DELIVERED'));
     expect(g0.state).toBe('AWAITING_TRACK');
-    expect(nextAction(g0, early, NOW)).toEqual({ kind: 'wait-track', ms: 60_000 });
+    expect(nextAction(g0, early, NOW)).toEqual({ kind: 'wait-track', ms: 60_000, until: '2026-11-22T10:01:00.000Z' });
     const g = step(g0, { type: 'TRACKED', message: message() }, NOW);
     expect(g.state).toBe('DELIVERED');
   });

@@ -1,49 +1,49 @@
 // One guard per sent RBM message. It waits for DELIVERED until staleAt; then it revokes, and only a
-// confirmed revoke (or a grace without DELIVERED) leads to the fallback SMS. Every decision comes
-// from lifecycle.ts; this file only waits, runs activities and feeds their results back in.
+// confirmed revoke (or a grace without DELIVERED, as the policy says) leads to the fallback SMS. Every
+// decision comes from lifecycle.ts; this file only waits, runs activities and feeds their results back in.
 import {
-  ActivityFailure,
   ApplicationFailure,
   condition,
   metricMeter,
-  proxyActivities,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import {
-  ACTIVITY_ATTEMPT_TIMEOUT_MS,
   cancelUpdate,
-  ERROR_TYPES,
   eventSignals,
   extendUpdate,
   GUARD_EVENT_TYPES,
   SA,
   statusQuery,
   trackSignal,
-  type GuardActivities,
   type GuardInput,
+  type GuardState,
   type GuardStatus,
   type TrackedMessage,
 } from './contract.ts';
-import {
-  canCancel,
-  canExtend,
-  initialGuard,
-  nextAction,
-  outcomeOf,
-  statusOf,
-  step,
-  type Guard,
-  type LifecycleEvent,
-} from './lifecycle.ts';
+import { canCancel, canExtend, initialGuard, nextAction, outcomeOf, statusOf, step, type Guard, type LifecycleEvent } from './lifecycle.ts';
+import { fallbackAttempt, fallbackWithSdkRetries, revoke, send } from './guard-activities.ts';
 
 const nowIso = () => new Date().toISOString(); // deterministic inside a workflow
 
+/** The pessimistic rules (404 proves delivery only when nothing else explains it, one SMS attempt at a time). */
+export const PESSIMISTIC_RULES_PATCH = 'pessimistic-rules';
+
+/**
+ * States whose RbmState is written (rules 2): the ones an operator filters on, and every outcome. The
+ * transient ones (SENDING, AWAITING_DELIVERY, REVOKING, FALLBACK) are written only when the attribute
+ * already holds a value, so that it never names a state the guard has left.
+ */
+const WRITTEN_STATES = new Set<GuardState>(['AWAITING_TRACK', 'RECHECK', 'CONFIRMING_DELIVERY']);
+
 export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
+  const rules = patched(PESSIMISTIC_RULES_PATCH) ? 2 : 1;
   const workflowId = workflowInfo().workflowId;
-  let guard: Guard = initialGuard(workflowId, input, nowIso());
+  let guard: Guard = initialGuard(workflowId, input, nowIso(), rules);
   let version = 0; // bumps on every transition, so waits wake when anything changes
 
   const apply = (event: LifecycleEvent) => {
@@ -81,48 +81,72 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   const staleToFallback = metricMeter.createHistogram('rbm_guard_stale_to_fallback', 'int', 'ms', 'staleAt → SMS accepted');
   const revokeRounds = metricMeter.createCounter('rbm_guard_revoke_rounds', '1', 'revoke rounds started');
 
-  // Search attributes and details are written when the state changes. A guard started by track()
-  // already carries its starting attributes, so its first state needs no upsert.
-  let published = input.message ? `${guard.state}|${guard.staleAt}` : '';
-  let detailed = '';
+  const attributes = rules === 1 ? attributesV1() : attributesV2();
   for (;;) {
-    publish();
+    attributes.publish();
     const action = nextAction(guard, input, nowIso());
     switch (action.kind) {
       case 'wait-track':
-        await waitForChange(action.ms, 'ORPHAN_WINDOW_ELAPSED', 'wait for track');
+        await waitForChange(action.until ?? action.ms, 'ORPHAN_WINDOW_ELAPSED', 'wait for track');
         break;
       case 'wait-stale':
-        await waitForChange(Date.parse(action.until) - Date.now(), 'STALE', 'staleAt');
+        await waitForChange(action.until, 'STALE', 'staleAt');
         break;
       case 'wait-grace':
-        await waitForChange(action.ms, 'GRACE_ELAPSED', 'grace for a late DELIVERED');
+        await waitForChange(action.until ?? action.ms, 'GRACE_ELAPSED', 'grace for a late DELIVERED');
+        break;
+      case 'wait-retry':
+        await waitForChange(action.until, 'RETRY_DUE', 'wait before the next SMS attempt');
         break;
       case 'send':
-        apply({ type: 'SEND_RESULT', ...(await send(message())) });
+        apply({ type: 'SEND_RESULT', ...(await send(message(), rules)) });
         break;
       case 'revoke':
         apply({ type: 'REVOKE_RESULT', ...(await revoke(message())) });
         break;
       case 'fallback':
-        apply({ type: 'FALLBACK_RESULT', ...(await sendFallback(message(), workflowId)) });
+        if (rules === 1) apply({ type: 'FALLBACK_RESULT', ...(await fallbackWithSdkRetries(message(), workflowId)) });
+        else apply({ type: 'FALLBACK_RESULT', ...(await fallbackAttempt(message(), workflowId, action.lookupSince, nowIso())) });
         break;
       case 'linger': {
-        // Stay open a while to hear a DELIVERED that would make this a double delivery.
-        const decided = outcomeOf(guard);
-        await condition(() => outcomeOf(guard) !== decided, action.ms, { summary: 'listen for a late DELIVERED' });
-        if (outcomeOf(guard) !== decided) publish();
-        return statusOf(guard);
+        // Stay open a while to hear an event that still changes the story (a late DELIVERED, a TTL revoke).
+        const decided = guard.state;
+        if (rules === 1) {
+          await condition(() => outcomeOf(guard) !== decided, action.ms, { summary: 'listen for a late DELIVERED' });
+          if (outcomeOf(guard) !== decided) attributes.publish();
+          return statusOf(guard);
+        }
+        const ms = Date.parse(action.until ?? nowIso()) - Date.now();
+        const changed = ms > 0 && (await condition(() => guard.state !== decided, ms, { summary: 'listen for a late event' }));
+        if (!changed) return statusOf(guard);
+        break; // e.g. a TTL revoke reopened it for the fallback
       }
       case 'done':
         return statusOf(guard);
     }
   }
 
-  async function waitForChange(ms: number, onTimeout: 'STALE' | 'GRACE_ELAPSED' | 'ORPHAN_WINDOW_ELAPSED', summary: string) {
-    const seen = version;
-    const changed = ms > 0 ? await condition(() => version !== seen, ms, { summary }) : false;
+  /**
+   * Waits until a time (rules 2: an absolute, fixed end — duplicates and noted events postpone nothing)
+   * or for ms (rules 1: re-armed in full after every change, as those guards ran).
+   */
+  async function waitForChange(until: string | number, onTimeout: 'STALE' | 'GRACE_ELAPSED' | 'ORPHAN_WINDOW_ELAPSED' | 'RETRY_DUE', summary: string) {
+    if (rules === 1 || typeof until === 'number') {
+      const ms = typeof until === 'number' ? until : Date.parse(until) - Date.now();
+      const seen = version;
+      const changed = ms > 0 ? await condition(() => version !== seen, ms, { summary }) : false;
+      if (!changed) apply({ type: onTimeout });
+      return;
+    }
+    const key = waitKey();
+    const ms = Date.parse(until) - Date.now();
+    const changed = ms > 0 ? await condition(() => waitKey() !== key, ms, { summary }) : false;
     if (!changed) apply({ type: onTimeout });
+  }
+
+  /** What a rules-2 wait wakes for: a new state or a moved deadline, never a noted event. */
+  function waitKey(): string {
+    return `${guard.state}|${guard.staleAt}|${guard.waitUntil}|${guard.sms.retryAt}`;
   }
 
   function message(): TrackedMessage {
@@ -130,112 +154,91 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
     return guard.message;
   }
 
-  function publish() {
-    const key = `${guard.state}|${guard.staleAt}`;
-    if (key !== detailed) {
-      detailed = key;
-      setCurrentDetails(details());
-    }
-    if (key === published) return;
-    const before = published.split('|')[0];
-    published = key;
+  /** Counts an outcome once, when it is first reached. */
+  function countOutcome(before: string | null) {
     const outcome = outcomeOf(guard);
-    if (outcome && outcome !== before) {
-      outcomes.add(1, { outcome });
-      if (outcome === 'FALLBACK_SENT' && guard.staleAt) staleToFallback.record(Math.max(0, Date.now() - Date.parse(guard.staleAt)));
+    if (!outcome || outcome === before) return;
+    outcomes.add(1, { outcome });
+    if ((outcome === 'FALLBACK_SENT' || outcome === 'FALLBACK_MAYBE_TWICE') && guard.staleAt) {
+      staleToFallback.record(Math.max(0, Date.now() - Date.parse(guard.staleAt)));
     }
-    if (guard.state === 'REVOKING') revokeRounds.add(1);
-    upsertSearchAttributes([
-      { key: SA.state, value: guard.state },
-      { key: SA.outcome, value: outcome },
-      { key: SA.agentId, value: guard.agentId },
-      { key: SA.staleAt, value: guard.staleAt ? new Date(guard.staleAt) : null },
-    ]);
   }
 
-  function details(): string {
+  function setDetails(key: { last: string }) {
+    const now = `${guard.state}|${guard.staleAt}|${guard.sms.attempts}`;
+    if (now === key.last) return;
+    key.last = now;
     const last = guard.timeline[guard.timeline.length - 1];
-    return [
-      `**${guard.state}**${outcomeOf(guard) ? ' (outcome)' : ''}`,
-      `deadline: ${guard.staleAt ?? 'not tracked yet'}`,
-      `revoke rounds: ${guard.revokeRounds}`,
-      last ? `last: ${last.event} — ${last.reason}` : '',
-    ].join('\n\n');
+    setCurrentDetails(
+      [
+        `**${guard.state}**${outcomeOf(guard) ? ' (outcome)' : ''}`,
+        `deadline: ${guard.staleAt ?? 'not tracked yet'}`,
+        `revoke rounds: ${guard.revokeRounds}${guard.sms.attempts ? ` · SMS attempts: ${guard.sms.attempts}` : ''}`,
+        last ? `last: ${last.event} — ${last.reason}` : '',
+      ].join('\n\n'),
+    );
+  }
+
+  /** Rules 1: every state change upserts all four attributes (as the guards of that time ran). */
+  function attributesV1() {
+    // A guard started by track() already carries its starting attributes, so its first state needs no upsert.
+    let published = input.message ? `${guard.state}|${guard.staleAt}` : '';
+    const details = { last: '' };
+    return {
+      publish() {
+        setDetails(details);
+        const key = `${guard.state}|${guard.staleAt}`;
+        if (key === published) return;
+        const before = published.split('|')[0] ?? null;
+        published = key;
+        countOutcome(before);
+        if (guard.state === 'REVOKING') revokeRounds.add(1);
+        upsertSearchAttributes([
+          { key: SA.state, value: guard.state },
+          { key: SA.outcome, value: outcomeOf(guard) },
+          { key: SA.agentId, value: guard.agentId },
+          { key: SA.staleAt, value: guard.staleAt ? new Date(guard.staleAt) : null },
+        ]);
+      },
+    };
+  }
+
+  /**
+   * Rules 2: an upsert only when an operator-facing value changes — RbmState for WRITTEN_STATES and
+   * outcomes (or to keep a written value true), RbmOutcome, RbmStaleAt when the deadline moves. The
+   * happy paths pay one upsert each: the outcome.
+   */
+  function attributesV2() {
+    const start = workflowInfo().typedSearchAttributes;
+    let writtenState: string | null = start.get(SA.state) ?? null;
+    let writtenStaleAt: string | null = start.get(SA.staleAt)?.toISOString() ?? null;
+    let counted: string | null = null;
+    let rounds = 0;
+    const details = { last: '' };
+    return {
+      publish() {
+        setDetails(details);
+        countOutcome(counted);
+        counted = outcomeOf(guard);
+        for (; rounds < guard.revokeRounds; rounds++) revokeRounds.add(1);
+        const updates: SearchAttributeUpdatePair[] = [];
+        const outcome = outcomeOf(guard);
+        const wanted = outcome || WRITTEN_STATES.has(guard.state) || writtenState !== null;
+        if (wanted && writtenState !== guard.state) {
+          updates.push({ key: SA.state, value: guard.state });
+          if (outcome) updates.push({ key: SA.outcome, value: outcome });
+          writtenState = guard.state;
+        }
+        if (guard.staleAt && Date.parse(guard.staleAt) !== (writtenStaleAt ? Date.parse(writtenStaleAt) : NaN)) {
+          updates.push({ key: SA.staleAt, value: new Date(guard.staleAt) });
+          writtenStaleAt = guard.staleAt;
+        }
+        if (updates.length) upsertSearchAttributes(updates);
+      },
+    };
   }
 }
 
 function throwIf(error: string | null): void {
   if (error) throw new Error(error);
-}
-
-// ---- activity calls: each result is mapped to a lifecycle event; failures are classified here ----
-
-
-function activities(message: TrackedMessage) {
-  const { revokeAttempts, fallbackAttempts } = message.policy;
-  const rbmRetry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s' };
-  const rbm = proxyActivities<GuardActivities>({
-    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
-    retry: { ...rbmRetry, maximumAttempts: revokeAttempts, nonRetryableErrorTypes: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs] },
-  });
-  const sms = proxyActivities<GuardActivities>({
-    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '60s',
-      maximumAttempts: fallbackAttempts,
-      nonRetryableErrorTypes: [ERROR_TYPES.fallbackPermanent],
-    },
-  });
-  return { rbm, sms };
-}
-
-function ref(m: TrackedMessage) {
-  return { agentId: m.agentId, messageId: m.messageId, phone: m.phone };
-}
-
-function failureType(err: unknown): string | undefined {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type ?? undefined : undefined;
-}
-
-function failureDetail(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof Error ? cause.message : String(err);
-}
-
-async function send(m: TrackedMessage) {
-  if (!m.send) return { result: 'SENT' as const };
-  try {
-    await activities(m).rbm.sendRbmMessage({ ...ref(m), text: m.send.text, trafficType: m.trafficType, expireTime: m.staleAt });
-    return { result: 'SENT' as const };
-  } catch (err) {
-    const type = failureType(err);
-    const result = type === ERROR_TYPES.rbmConfig ? 'CONFIG_ERROR' : type === ERROR_TYPES.rbmNoRcs ? 'NO_RCS' : 'AMBIGUOUS';
-    return { result: result as 'CONFIG_ERROR' | 'NO_RCS' | 'AMBIGUOUS', detail: failureDetail(err) };
-  }
-}
-
-async function revoke(m: TrackedMessage) {
-  try {
-    return { result: await activities(m).rbm.revoke(ref(m)) };
-  } catch (err) {
-    const result = failureType(err) === ERROR_TYPES.rbmConfig ? 'CONFIG_ERROR' : 'AMBIGUOUS';
-    return { result: result as 'CONFIG_ERROR' | 'AMBIGUOUS', detail: failureDetail(err) };
-  }
-}
-
-async function sendFallback(m: TrackedMessage, workflowId: string) {
-  if (!m.fallback) return { result: 'FAILED' as const, detail: 'no fallback configured' };
-  try {
-    const receipt = await activities(m).sms.sendFallback({
-      idempotencyKey: workflowId, // one logical message, one SMS, however often the activity retries
-      channel: m.fallback.channel,
-      phone: m.phone,
-      text: m.fallback.text,
-    });
-    return { result: 'ACCEPTED' as const, detail: `${receipt.provider} accepted it as ${receipt.providerMessageId}` };
-  } catch (err) {
-    return { result: 'FAILED' as const, detail: failureDetail(err) };
-  }
 }

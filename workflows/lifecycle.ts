@@ -1,65 +1,67 @@
 // The guard's state machine as a pure function: (guard, event, now) → guard. Every decision the
-// lifecycle makes lives here, so unit tests can drive every transition — including the delivered-
-// and-revoked races — without a server. workflows/guard.ts only waits, calls activities and feeds
-// their results back in.
+// lifecycle makes lives here, so unit tests (and the exhaustive check) drive every transition —
+// including the delivered-and-revoked races — without a server. workflows/guard.ts only waits, calls
+// activities and feeds their results back in. docs/architecture.md has the race table.
+//
+// Two rule sets: guards started before the pessimistic rules existed replay with `rules: 1` (the
+// workflow decides with patched()); every new guard runs `rules: 2`. Where they differ, `v1(g)` says so.
+import type { GuardEventType, GuardInput, TrackedMessage } from './contract.ts';
 import {
-  isOutcome,
-  type GuardEventType,
-  type GuardInput,
-  type GuardState,
-  type GuardStatus,
-  type Outcome,
-  type PendingState,
-  type TimelineEntry,
-  type TrackedMessage,
-} from './contract.ts';
+  canCancel,
+  extendError,
+  fallback,
+  lingers,
+  ORPHAN_AFTER_MS_DEFAULT,
+  record,
+  retryDelayMs,
+  revoke,
+  v1,
+  why404ProvesNothing,
+  type Guard,
+  type RulesVersion,
+} from './guard-state.ts';
 
-export interface Guard {
-  workflowId: string;
-  agentId: string;
-  messageId: string;
-  state: GuardState;
-  message: TrackedMessage | null;
-  staleAt: string | null;
-  revokeRounds: number;
-  /** A DELIVERED or READ event was seen: delivery wins over any later expiry notice. */
-  delivered: boolean;
-  /** The platform's own TTL revoke, as its server events reported it. */
-  ttl: 'REVOKED' | 'REVOKE_FAILED' | null;
-  seenEventIds: string[];
-  timeline: TimelineEntry[];
-}
+export { canCancel, isPending, outcomeOf, statusOf, type Guard, type RulesVersion } from './guard-state.ts';
 
 export type RevokeOutcome = 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'CONFIG_ERROR';
 export type SendOutcome = 'SENT' | 'NO_RCS' | 'CONFIG_ERROR' | 'AMBIGUOUS';
+/**
+ * One SMS attempt's end. ACCEPTED: this attempt sent it. FOUND: an earlier attempt's SMS, found by the
+ * provider lookup. REFUSED: the provider refused it (nothing sent). RETRYABLE: failed; `maybeSent` if the
+ * request may have reached the provider. LOOKUP_FAILED: whether an earlier attempt went out could not be
+ * established. FAILED: rules 1 only — the SDK's retries were spent.
+ */
+export type FallbackOutcome = 'ACCEPTED' | 'FOUND' | 'REFUSED' | 'RETRYABLE' | 'LOOKUP_FAILED' | 'FAILED';
 
 export type LifecycleEvent =
   | { type: 'TRACKED'; message: TrackedMessage }
   | { type: 'RBM_EVENT'; eventType: GuardEventType; eventId: string }
   | { type: 'SEND_RESULT'; result: SendOutcome; detail?: string }
   | { type: 'STALE' }
-  | { type: 'REVOKE_RESULT'; result: RevokeOutcome; detail?: string }
+  | { type: 'REVOKE_RESULT'; result: RevokeOutcome; attempt?: number; detail?: string }
   | { type: 'GRACE_ELAPSED' }
-  | { type: 'FALLBACK_RESULT'; result: 'ACCEPTED' | 'FAILED'; detail?: string }
+  | { type: 'FALLBACK_RESULT'; result: FallbackOutcome; maybeSent?: boolean; retryAfterMs?: number; startedAt?: string; detail?: string }
+  | { type: 'RETRY_DUE' }
   | { type: 'CANCEL'; reason: string }
   | { type: 'EXTEND'; staleAt: string }
-  | { type: 'ORPHAN_WINDOW_ELAPSED' };
+  | { type: 'ORPHAN_WINDOW_ELAPSED' }
+  | { type: 'LINGER_ELAPSED' };
 
-/** What the workflow does next in a state: wait (for an event or a timer) or run an activity. */
+/** What the workflow does next: wait (for an event or until a time) or run an activity. */
 export type Action =
-  | { kind: 'wait-track'; ms: number }
+  | { kind: 'wait-track'; ms: number; until?: string }
   | { kind: 'send' }
   | { kind: 'wait-stale'; until: string }
   | { kind: 'revoke' }
-  | { kind: 'wait-grace'; ms: number }
-  | { kind: 'fallback' }
-  | { kind: 'linger'; ms: number }
+  | { kind: 'wait-grace'; ms: number; until?: string }
+  | { kind: 'fallback'; lookupSince: string | null }
+  | { kind: 'wait-retry'; until: string }
+  | { kind: 'linger'; ms: number; until?: string }
   | { kind: 'done' };
 
-const DEFAULT_ORPHAN_AFTER_MS = 24 * 60 * 60 * 1000;
-
-export function initialGuard(workflowId: string, input: GuardInput, now: string): Guard {
+export function initialGuard(workflowId: string, input: GuardInput, now: string, rules: RulesVersion = 2): Guard {
   const guard: Guard = {
+    rules,
     workflowId,
     agentId: input.agentId,
     messageId: input.messageId,
@@ -71,16 +73,25 @@ export function initialGuard(workflowId: string, input: GuardInput, now: string)
     ttl: null,
     seenEventIds: [],
     timeline: [],
+    waitUntil: null,
+    revokeMayHaveLanded: false,
+    sendUncertain: false,
+    doubt404: null,
+    sms: { attempts: 0, maybeSentSince: null, retryAt: null, blind: false },
   };
   if (input.message) return step(guard, { type: 'TRACKED', message: input.message }, now);
-  return record(guard, now, 'AWAITING_TRACK', 'STARTED_BY_EVENT', 'an RBM event arrived before the message was tracked');
+  const g = record(guard, now, 'AWAITING_TRACK', 'STARTED_BY_EVENT', 'an RBM event arrived before the message was tracked');
+  g.waitUntil = addMs(now, input.orphanAfterMs ?? ORPHAN_AFTER_MS_DEFAULT);
+  return g;
 }
 
 export function nextAction(guard: Guard, input: GuardInput, now: string): Action {
   const policy = guard.message?.policy;
+  // Rules 1 re-armed its windows in full after every change; rules 2 keeps each window's end fixed.
+  const until = v1(guard) ? undefined : (guard.waitUntil ?? now);
   switch (guard.state) {
     case 'AWAITING_TRACK':
-      return { kind: 'wait-track', ms: input.orphanAfterMs ?? DEFAULT_ORPHAN_AFTER_MS };
+      return { kind: 'wait-track', ms: input.orphanAfterMs ?? ORPHAN_AFTER_MS_DEFAULT, until };
     case 'SENDING':
       return { kind: 'send' };
     case 'AWAITING_DELIVERY':
@@ -89,39 +100,18 @@ export function nextAction(guard: Guard, input: GuardInput, now: string): Action
       return { kind: 'revoke' };
     case 'CONFIRMING_DELIVERY':
     case 'RECHECK':
-      return { kind: 'wait-grace', ms: policy?.graceMs ?? 0 };
+      return { kind: 'wait-grace', ms: policy?.graceMs ?? 0, until };
     case 'FALLBACK':
-      return { kind: 'fallback' };
+      if (guard.sms.retryAt) return { kind: 'wait-retry', until: guard.sms.retryAt };
+      return { kind: 'fallback', lookupSince: guard.sms.blind ? null : guard.sms.maybeSentSince };
     default:
-      return LINGERING.has(guard.state) && policy && policy.lingerMs > 0 ? { kind: 'linger', ms: policy.lingerMs } : { kind: 'done' };
+          if (!policy || policy.lingerMs <= 0 || !lingers(guard)) return { kind: 'done' };
+      return { kind: 'linger', ms: policy.lingerMs, until };
   }
-}
-
-/** Outcomes after which a DELIVERED can still arrive and change the story (double delivery, late confirmation). */
-const LINGERING = new Set<GuardState>([
-  'FALLBACK_SENT',
-  'FALLBACK_FAILED',
-  'REVOKED',
-  'UNRESOLVED',
-  'DELIVERED_UNCONFIRMED',
-  'REVOKE_ERROR',
-]);
-
-export function canCancel(guard: Guard): string | null {
-  const cancellable: GuardState[] = ['AWAITING_TRACK', 'AWAITING_DELIVERY', 'RECHECK', 'CONFIRMING_DELIVERY'];
-  return cancellable.includes(guard.state)
-    ? null
-    : `cannot cancel a guard in state ${guard.state}: only a pending deadline can be cancelled`;
 }
 
 export function canExtend(guard: Guard, staleAt: string, now: string): string | null {
-  if (guard.state !== 'AWAITING_DELIVERY') {
-    return `cannot extend a guard in state ${guard.state}: only AWAITING_DELIVERY has a deadline to move`;
-  }
-  const t = Date.parse(staleAt);
-  if (Number.isNaN(t)) return `staleAt: not a valid date: ${staleAt}`;
-  if (t <= Date.parse(now)) return `staleAt: ${staleAt} is not in the future`;
-  return null;
+  return extendError(guard, staleAt, now);
 }
 
 export function step(guard: Guard, event: LifecycleEvent, now: string): Guard {
@@ -137,19 +127,15 @@ export function step(guard: Guard, event: LifecycleEvent, now: string): Guard {
       if (g.state !== 'AWAITING_DELIVERY') return g;
       return revoke(g, now, 'STALE', `staleAt ${g.staleAt} reached without DELIVERED`);
     case 'REVOKE_RESULT':
-      return onRevokeResult(g, event.result, event.detail, now);
+      return onRevokeResult(g, event.result, event.attempt ?? 1, event.detail, now);
     case 'GRACE_ELAPSED':
       return onGraceElapsed(g, now);
     case 'FALLBACK_RESULT':
-      if (g.state !== 'FALLBACK') return g;
-      if (event.result === 'ACCEPTED') {
-        return g.delivered
-          ? record(g, now, 'DOUBLE_DELIVERY', 'FALLBACK_ACCEPTED', 'SMS accepted, but DELIVERED arrived while it was being sent')
-          : record(g, now, 'FALLBACK_SENT', 'FALLBACK_ACCEPTED', event.detail ?? 'the SMS provider accepted the fallback');
-      }
-      return g.delivered
-        ? record(g, now, 'DELIVERED', 'FALLBACK_FAILED', 'SMS failed, but DELIVERED arrived meanwhile')
-        : record(g, now, 'FALLBACK_FAILED', 'FALLBACK_FAILED', event.detail ?? 'the SMS provider refused the fallback');
+      return onFallbackResult(g, event, now);
+    case 'RETRY_DUE':
+      if (g.state !== 'FALLBACK' || !g.sms.retryAt) return g;
+      g.sms = { ...g.sms, retryAt: null };
+      return g;
     case 'CANCEL':
       if (canCancel(g)) return g;
       return record(g, now, 'CANCELLED', 'CANCEL', event.reason);
@@ -160,6 +146,8 @@ export function step(guard: Guard, event: LifecycleEvent, now: string): Guard {
     case 'ORPHAN_WINDOW_ELAPSED':
       if (g.state !== 'AWAITING_TRACK') return g;
       return record(g, now, 'ORPHANED', 'ORPHAN_WINDOW_ELAPSED', 'RBM events arrived but the message was never tracked');
+    case 'LINGER_ELAPSED':
+      return g; // the decided outcome stands
   }
 }
 
@@ -169,7 +157,7 @@ function onTracked(g: Guard, message: TrackedMessage, now: string): Guard {
   g.staleAt = message.staleAt;
   if (g.delivered) return record(g, now, 'DELIVERED', 'TRACKED', 'tracked after its DELIVERED event had already arrived');
   if (g.ttl === 'REVOKED') return fallback(g, now, 'TRACKED', 'tracked after the platform TTL had already revoked it');
-  if (g.ttl === 'REVOKE_FAILED') return record(g, now, 'RECHECK', 'TRACKED', 'tracked after a TTL_EXPIRATION_REVOKE_FAILED');
+  if (g.ttl === 'REVOKE_FAILED') return grace(record(g, now, 'RECHECK', 'TRACKED', 'tracked after a TTL_EXPIRATION_REVOKE_FAILED'), now);
   if (message.send) return record(g, now, 'SENDING', 'TRACKED', 'the guard sends the RBM message itself');
   return record(g, now, 'AWAITING_DELIVERY', 'TRACKED', `guarding until ${message.staleAt}`);
 }
@@ -189,7 +177,13 @@ function onRbmEvent(g: Guard, type: GuardEventType, eventId: string, now: string
       case 'RECHECK':
       case 'CONFIRMING_DELIVERY':
         return record(g, now, 'DELIVERED', type, `${type} before the fallback`);
+      case 'FALLBACK':
+        // Between two SMS attempts nothing is in flight: delivery wins and the pending send is dropped.
+        if (!v1(g) && g.sms.retryAt) return smsStoppedByDelivery(g, now, type);
+        return record(g, now, state, type, `${type} noted while an SMS attempt is in flight: decided when it ends`);
       case 'FALLBACK_SENT':
+      case 'FALLBACK_MAYBE_TWICE':
+      case 'FALLBACK_UNCONFIRMED':
         return record(g, now, 'DOUBLE_DELIVERY', type, `${type} after the SMS was accepted: the platform delivered a revoked message`);
       case 'FALLBACK_FAILED':
       case 'REVOKED':
@@ -200,7 +194,6 @@ function onRbmEvent(g: Guard, type: GuardEventType, eventId: string, now: string
       case 'AWAITING_TRACK':
       case 'SENDING':
       case 'REVOKING':
-      case 'FALLBACK':
         // Decided when the running step ends: delivery wins over its result.
         return record(g, now, state, type, `${type} noted while ${state}`);
       default:
@@ -209,16 +202,31 @@ function onRbmEvent(g: Guard, type: GuardEventType, eventId: string, now: string
   }
 
   if (type === 'TTL_EXPIRATION_REVOKED') {
-    if (!g.ttl) g.ttl = 'REVOKED';
+    if (!g.ttl || g.ttl === 'REVOKE_FAILED') g.ttl = 'REVOKED';
     if (g.delivered) return record(g, now, state, type, 'ignored: DELIVERED wins over a later expiry notice');
-    if (state === 'AWAITING_DELIVERY' || state === 'RECHECK') return fallback(g, now, type, 'the platform TTL revoked the message');
-    return record(g, now, state, type, `noted while ${state}`);
+    if (v1(g)) {
+      if (state === 'AWAITING_DELIVERY' || state === 'RECHECK') return fallback(g, now, type, 'the platform TTL revoked the message');
+      return record(g, now, state, type, `noted while ${state}`);
+    }
+    // Proof the phone does not have it, in every state where no delivery was seen.
+    switch (state) {
+      case 'AWAITING_DELIVERY':
+      case 'RECHECK':
+      case 'CONFIRMING_DELIVERY':
+      case 'UNRESOLVED':
+      case 'DELIVERED_UNCONFIRMED':
+      case 'REVOKE_ERROR':
+        return fallback(g, now, type, `the platform TTL revoked the message (${state})`);
+      default:
+        // SENDING, REVOKING, AWAITING_TRACK: decided when the running step ends; FALLBACK already falls back.
+        return record(g, now, state, type, `noted while ${state}: the platform TTL revoked the message`);
+    }
   }
 
   // TTL_EXPIRATION_REVOKE_FAILED: delivery is not guaranteed either way.
   if (!g.ttl) g.ttl = 'REVOKE_FAILED';
   if (state === 'AWAITING_DELIVERY' && !g.delivered) {
-    return record(g, now, 'RECHECK', type, 'the platform could not revoke at its TTL: wait for DELIVERED, then revoke');
+    return grace(record(g, now, 'RECHECK', type, 'the platform could not revoke at its TTL: wait for DELIVERED, then revoke'), now);
   }
   return record(g, now, state, type, `noted while ${state}`);
 }
@@ -227,11 +235,15 @@ function onSendResult(g: Guard, result: SendOutcome, detail: string | undefined,
   if (g.state !== 'SENDING') return g;
   // Delivery wins over the send's result: a failed retry of a create that had landed says nothing.
   if (g.delivered) return record(g, now, 'DELIVERED', result === 'SENT' ? 'SENT' : `SEND_${result}`, 'DELIVERED arrived while sending');
+  if (!v1(g) && g.ttl === 'REVOKED' && result !== 'CONFIG_ERROR') {
+    return fallback(g, now, result === 'SENT' ? 'SENT' : `SEND_${result}`, 'the platform TTL revoked it while the guard was sending');
+  }
   switch (result) {
     case 'SENT':
       return record(g, now, 'AWAITING_DELIVERY', 'SENT', `sent; guarding until ${g.staleAt}`);
     case 'AMBIGUOUS':
-      // It may or may not exist on the platform: guard it as sent; the deadline revokes it if needed.
+      // It may or may not exist on the platform: guard it as sent; a 404 at the deadline then proves nothing.
+      g.sendUncertain = true;
       return record(g, now, 'AWAITING_DELIVERY', 'SEND_UNKNOWN', detail ?? 'send retries spent; guarding as if sent');
     case 'NO_RCS':
       return fallback(g, now, 'SEND_NOT_FOUND', detail ?? 'RBM answered 404: the phone cannot take RCS');
@@ -240,26 +252,43 @@ function onSendResult(g: Guard, result: SendOutcome, detail: string | undefined,
   }
 }
 
-function onRevokeResult(g: Guard, result: RevokeOutcome, detail: string | undefined, now: string): Guard {
+function onRevokeResult(g: Guard, result: RevokeOutcome, attempt: number, detail: string | undefined, now: string): Guard {
   if (g.state !== 'REVOKING') return g;
   if (g.delivered) return record(g, now, 'DELIVERED', `REVOKE_${result}`, 'DELIVERED arrived while revoking: delivery wins');
+  if (!v1(g) && g.ttl === 'REVOKED' && result !== 'CONFIG_ERROR') {
+    return fallback(g, now, `REVOKE_${result}`, 'the platform TTL had revoked the message');
+  }
   switch (result) {
     case 'REVOKED':
       return fallback(g, now, 'REVOKED', 'revoke answered 200: removed from the phone’s queue');
-    case 'ALREADY_DELIVERED':
-      return record(g, now, 'CONFIRMING_DELIVERY', 'REVOKE_404', 'revoke answered 404: already delivered; waiting for the DELIVERED event');
+    case 'ALREADY_DELIVERED': {
+      if (v1(g)) return record(g, now, 'CONFIRMING_DELIVERY', 'REVOKE_404', 'revoke answered 404: already delivered; waiting for the DELIVERED event');
+      // A 404 is proof of delivery only when nothing else explains it; either way wait for the DELIVERED.
+      g.doubt404 = why404ProvesNothing(g, attempt, now);
+      const reason = g.doubt404
+        ? `revoke answered 404, which proves nothing here: ${g.doubt404}; waiting for a DELIVERED`
+        : 'revoke answered 404: most likely delivered; waiting for the DELIVERED event';
+      return grace(record(g, now, 'CONFIRMING_DELIVERY', 'REVOKE_404', reason), now);
+    }
     case 'CONFIG_ERROR':
       return record(g, now, 'REVOKE_ERROR', 'REVOKE_REFUSED', detail ?? 'RBM refused the revoke (400/401/403)');
     case 'AMBIGUOUS':
       if (g.ttl === 'REVOKED') return fallback(g, now, 'REVOKE_UNKNOWN', 'revoke outcome unknown, but the platform TTL had revoked it');
-      return record(g, now, 'RECHECK', 'REVOKE_UNKNOWN', detail ?? 'revoke outcome unknown (timeouts or retries spent)');
+      g.revokeMayHaveLanded = true;
+      return grace(record(g, now, 'RECHECK', 'REVOKE_UNKNOWN', detail ?? 'revoke outcome unknown (timeouts or retries spent)'), now);
   }
 }
 
 function onGraceElapsed(g: Guard, now: string): Guard {
   const policy = g.message?.policy;
   if (g.state === 'CONFIRMING_DELIVERY') {
-    return record(g, now, 'DELIVERED_UNCONFIRMED', 'GRACE_ELAPSED', 'revoke said delivered, but no DELIVERED event came');
+    if (v1(g) || !policy) return record(g, now, 'DELIVERED_UNCONFIRMED', 'GRACE_ELAPSED', 'revoke said delivered, but no DELIVERED event came');
+    // No DELIVERED followed the 404: delivery is unknown, and the policy decides.
+    if (policy.onUnknown === 'fallback' && g.message?.fallback) {
+      return fallback(g, now, 'GRACE_ELAPSED', `404 but no DELIVERED within ${policy.graceMs} ms${g.doubt404 ? ` (${g.doubt404})` : ''}; policy: fall back`);
+    }
+    if (g.doubt404) return record(g, now, 'UNRESOLVED', 'GRACE_ELAPSED', `404 proves nothing (${g.doubt404}) and no DELIVERED came; policy: no fallback`);
+    return record(g, now, 'DELIVERED_UNCONFIRMED', 'GRACE_ELAPSED', 'revoke said 404 (delivered), but no DELIVERED event came; policy: no fallback');
   }
   if (g.state !== 'RECHECK' || !policy) return g;
   if (g.revokeRounds < policy.maxRevokeRounds) {
@@ -271,39 +300,77 @@ function onGraceElapsed(g: Guard, now: string): Guard {
   return record(g, now, 'UNRESOLVED', 'ROUNDS_SPENT', `${g.revokeRounds} revoke rounds spent, outcome unknown; policy: no fallback`);
 }
 
-function revoke(g: Guard, now: string, event: string, reason: string): Guard {
-  g.revokeRounds += 1;
-  return record(g, now, 'REVOKING', event, `${reason} (round ${g.revokeRounds})`);
+function onFallbackResult(g: Guard, e: Extract<LifecycleEvent, { type: 'FALLBACK_RESULT' }>, now: string): Guard {
+  if (g.state !== 'FALLBACK' || g.sms.retryAt) return g;
+  const detail = e.detail;
+  if (v1(g) || e.result === 'FAILED') {
+    if (e.result === 'ACCEPTED') {
+      return g.delivered
+        ? record(g, now, 'DOUBLE_DELIVERY', 'FALLBACK_ACCEPTED', 'SMS accepted, but DELIVERED arrived while it was being sent')
+        : record(g, now, 'FALLBACK_SENT', 'FALLBACK_ACCEPTED', detail ?? 'the SMS provider accepted the fallback');
+    }
+    return g.delivered
+      ? record(g, now, 'DELIVERED', 'FALLBACK_FAILED', 'SMS failed, but DELIVERED arrived meanwhile')
+      : record(g, now, 'FALLBACK_FAILED', 'FALLBACK_FAILED', detail ?? 'the SMS provider refused the fallback');
+  }
+
+  const policy = g.message?.policy;
+  const attempt = g.sms.attempts + 1;
+  const sms = { ...g.sms, attempts: attempt };
+  if (e.result === 'RETRYABLE' && e.maybeSent && !sms.maybeSentSince) sms.maybeSentSince = e.startedAt ?? now;
+  g.sms = sms;
+  const maybeSent = sms.maybeSentSince !== null || sms.blind;
+
+  switch (e.result) {
+    case 'ACCEPTED':
+    case 'FOUND': {
+      const how = e.result === 'FOUND' ? 'an earlier attempt’s SMS was found at the provider' : 'the SMS provider accepted the fallback';
+      if (g.delivered) return record(g, now, 'DOUBLE_DELIVERY', 'FALLBACK_ACCEPTED', `SMS accepted (${how}), but DELIVERED arrived while it was being sent`);
+      if (sms.blind && e.result === 'ACCEPTED') {
+        return record(g, now, 'FALLBACK_MAYBE_TWICE', 'FALLBACK_ACCEPTED', `${detail ?? how}; sent without knowing whether an earlier attempt went out (policy: resend)`);
+      }
+      return record(g, now, 'FALLBACK_SENT', e.result === 'FOUND' ? 'FALLBACK_FOUND' : 'FALLBACK_ACCEPTED', detail ?? how);
+    }
+    case 'REFUSED':
+      if (g.delivered) return record(g, now, maybeSent ? 'DOUBLE_DELIVERY' : 'DELIVERED', 'FALLBACK_REFUSED', 'SMS refused, but DELIVERED arrived meanwhile');
+      return maybeSent
+        ? record(g, now, 'FALLBACK_UNCONFIRMED', 'FALLBACK_REFUSED', `${detail ?? 'refused'}; an earlier attempt may have gone out`)
+        : record(g, now, 'FALLBACK_FAILED', 'FALLBACK_REFUSED', detail ?? 'the SMS provider refused the fallback');
+    case 'RETRYABLE':
+    case 'LOOKUP_FAILED': {
+      const what = e.result === 'LOOKUP_FAILED' ? 'could not look up the earlier attempt' : `attempt failed${e.maybeSent ? ' (it may have gone out)' : ''}`;
+      if (g.delivered) return smsStoppedByDelivery(g, now, 'DELIVERED');
+      const attempts = policy?.fallbackAttempts ?? 1;
+      if (attempt < attempts) {
+        g.sms = { ...g.sms, retryAt: addMs(now, retryDelayMs(attempt, e.retryAfterMs)) };
+        return record(g, now, 'FALLBACK', e.result === 'LOOKUP_FAILED' ? 'FALLBACK_LOOKUP_FAILED' : 'FALLBACK_RETRY', `SMS attempt ${attempt}: ${what}: ${detail ?? ''}; next at ${g.sms.retryAt}`);
+      }
+      if (!maybeSent) return record(g, now, 'FALLBACK_FAILED', 'FALLBACK_FAILED', `${attempts} SMS attempts spent, none sent: ${detail ?? ''}`);
+      // Whether an earlier attempt went out cannot be established: the policy decides, and the outcome says so.
+      if (policy?.onUnknown === 'fallback' && !sms.blind) {
+        g.sms = { ...g.sms, blind: true };
+        return record(g, now, 'FALLBACK', 'FALLBACK_UNKNOWN', `SMS attempt ${attempt}: ${what}; whether one went out is unknown; policy: resend once`);
+      }
+      return record(g, now, 'FALLBACK_UNCONFIRMED', 'FALLBACK_UNKNOWN', `SMS attempt ${attempt}: ${what}; an SMS may or may not have gone out; policy: do not resend`);
+    }
+  }
 }
 
-function fallback(g: Guard, now: string, event: string, reason: string): Guard {
-  if (!g.message?.fallback) return record(g, now, 'REVOKED', event, `${reason}; no fallback configured`);
-  return record(g, now, 'FALLBACK', event, reason);
+/** DELIVERED between SMS attempts: nothing more is sent. */
+function smsStoppedByDelivery(g: Guard, now: string, event: string): Guard {
+  g.sms = { ...g.sms, retryAt: null };
+  if (g.sms.maybeSentSince || g.sms.blind) {
+    return record(g, now, 'DOUBLE_DELIVERY', event, 'DELIVERED between SMS attempts, and an earlier attempt may have gone out: no further SMS');
+  }
+  return record(g, now, 'DELIVERED', event, 'DELIVERED between SMS attempts: the pending SMS is not sent');
 }
 
-function record(g: Guard, now: string, state: GuardState, event: string, reason: string): Guard {
-  g.state = state;
-  g.timeline = [...g.timeline, { at: now, state, event, reason }];
+/** Entering a grace window (RECHECK, CONFIRMING_DELIVERY): its end is fixed now, whatever arrives. */
+function grace(g: Guard, now: string): Guard {
+  g.waitUntil = addMs(now, g.message?.policy.graceMs ?? 0);
   return g;
 }
 
-export function outcomeOf(guard: Guard): Outcome | null {
-  return isOutcome(guard.state) ? guard.state : null;
-}
-
-export function isPending(state: GuardState): state is PendingState {
-  return !isOutcome(state);
-}
-
-export function statusOf(guard: Guard): GuardStatus {
-  return {
-    workflowId: guard.workflowId,
-    agentId: guard.agentId,
-    messageId: guard.messageId,
-    state: guard.state,
-    outcome: outcomeOf(guard),
-    staleAt: guard.staleAt,
-    revokeRounds: guard.revokeRounds,
-    timeline: guard.timeline,
-  };
+function addMs(iso: string, ms: number): string {
+  return new Date(Date.parse(iso) + ms).toISOString();
 }

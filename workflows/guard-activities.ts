@@ -1,0 +1,134 @@
+// The guard's activity calls: each result, or failure, becomes a lifecycle event. Failures are
+// classified here, once: which ones mean "nothing happened" and which ones "it may have happened".
+import { ActivityFailure, ApplicationFailure, proxyActivities, TimeoutFailure } from '@temporalio/workflow';
+import {
+  ACTIVITY_ATTEMPT_TIMEOUT_MS,
+  ERROR_TYPES,
+  MAX_REVOKE_BACKOFF_MS,
+  type FallbackFailureDetails,
+  type GuardActivities,
+  type RevokeAnswer,
+  type RevokeResult,
+  type TrackedMessage,
+} from './contract.ts';
+import type { FallbackOutcome, RevokeOutcome, SendOutcome } from './lifecycle.ts';
+
+function rbmActivities(m: TrackedMessage) {
+  return proxyActivities<GuardActivities>({
+    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: MAX_REVOKE_BACKOFF_MS,
+      maximumAttempts: m.policy.revokeAttempts,
+      nonRetryableErrorTypes: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs],
+    },
+  });
+}
+
+function ref(m: TrackedMessage) {
+  return { agentId: m.agentId, messageId: m.messageId, phone: m.phone };
+}
+
+function failureType(err: unknown): string | undefined {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
+}
+
+function failureDetail(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(err);
+}
+
+/** Rules 1 sent the platform TTL at staleAt itself; rules 2 sends the one the client set (staleAt + one revoke round). */
+export async function send(m: TrackedMessage, rules: 1 | 2): Promise<{ result: SendOutcome; detail?: string }> {
+  if (!m.send) return { result: 'SENT' };
+  const expireTime = rules === 1 ? m.staleAt : (m.platformExpireAt ?? undefined);
+  try {
+    await rbmActivities(m).sendRbmMessage({ ...ref(m), text: m.send.text, trafficType: m.trafficType, expireTime });
+    return { result: 'SENT' };
+  } catch (err) {
+    const type = failureType(err);
+    const result = type === ERROR_TYPES.rbmConfig ? 'CONFIG_ERROR' : type === ERROR_TYPES.rbmNoRcs ? 'NO_RCS' : 'AMBIGUOUS';
+    return { result, detail: failureDetail(err) };
+  }
+}
+
+export async function revoke(m: TrackedMessage): Promise<{ result: RevokeOutcome; attempt?: number; detail?: string }> {
+  try {
+    // Guards from before RevokeAnswer existed recorded a bare result.
+    const answer: RevokeAnswer | RevokeResult = await rbmActivities(m).revoke(ref(m));
+    return typeof answer === 'string' ? { result: answer } : { result: answer.result, attempt: answer.attempt };
+  } catch (err) {
+    return { result: failureType(err) === ERROR_TYPES.rbmConfig ? 'CONFIG_ERROR' : 'AMBIGUOUS', detail: failureDetail(err) };
+  }
+}
+
+/** Rules 1: one activity, retried by the SDK with the same idempotency key until accepted or spent. */
+export async function fallbackWithSdkRetries(m: TrackedMessage, workflowId: string): Promise<{ result: FallbackOutcome; detail?: string }> {
+  if (!m.fallback) return { result: 'FAILED', detail: 'no fallback configured' };
+  const sms = proxyActivities<GuardActivities>({
+    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '60s',
+      maximumAttempts: m.policy.fallbackAttempts,
+      nonRetryableErrorTypes: [ERROR_TYPES.fallbackPermanent],
+    },
+  });
+  try {
+    const receipt = await sms.sendFallback({ idempotencyKey: workflowId, channel: m.fallback.channel, phone: m.phone, text: m.fallback.text });
+    return { result: 'ACCEPTED', detail: `${receipt.provider} accepted it as ${receipt.providerMessageId}` };
+  } catch (err) {
+    return { result: 'FAILED', detail: failureDetail(err) };
+  }
+}
+
+/**
+ * Rules 2: one SMS attempt. The workflow drives the retries, so a DELIVERED between two attempts stops
+ * the SMS, and an attempt whose answer was lost makes the next one look before it sends.
+ */
+export async function fallbackAttempt(
+  m: TrackedMessage,
+  workflowId: string,
+  lookupSince: string | null,
+  startedAt: string,
+): Promise<{ result: FallbackOutcome; maybeSent?: boolean; retryAfterMs?: number; startedAt: string; detail?: string }> {
+  if (!m.fallback) return { result: 'REFUSED', startedAt, detail: 'no fallback configured' };
+  const sms = proxyActivities<GuardActivities>({ startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS, retry: { maximumAttempts: 1 } });
+  try {
+    const receipt = await sms.sendFallback({
+      idempotencyKey: workflowId, // one logical message, one SMS, however often it is attempted
+      channel: m.fallback.channel,
+      phone: m.phone,
+      text: m.fallback.text,
+      lookupSince,
+    });
+    return receipt.found
+      ? { result: 'FOUND', startedAt, detail: `${receipt.provider} already has it as ${receipt.providerMessageId}` }
+      : { result: 'ACCEPTED', startedAt, detail: `${receipt.provider} accepted it as ${receipt.providerMessageId}` };
+  } catch (err) {
+    const type = failureType(err);
+    const detail = failureDetail(err);
+    if (type === ERROR_TYPES.fallbackPermanent) return { result: 'REFUSED', startedAt, detail };
+    if (type === ERROR_TYPES.fallbackLookupFailed) return { result: 'LOOKUP_FAILED', startedAt, detail, ...retryAfter(err) };
+    if (type === ERROR_TYPES.fallbackRetryable) {
+      const d = details(err);
+      return { result: 'RETRYABLE', startedAt, detail, maybeSent: d?.maybeSent ?? true, ...retryAfter(err) };
+    }
+    // A timeout (worker crash, hang) or anything unclassified: the request may have gone out.
+    const timedOut = err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+    return { result: 'RETRYABLE', startedAt, maybeSent: true, detail: timedOut ? `attempt timed out: ${detail}` : detail };
+  }
+}
+
+function details(err: unknown): Partial<FallbackFailureDetails> | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  const first = cause instanceof ApplicationFailure ? cause.details?.[0] : undefined;
+  return first && typeof first === 'object' ? (first as Partial<FallbackFailureDetails>) : undefined;
+}
+
+function retryAfter(err: unknown): { retryAfterMs?: number } {
+  const s = details(err)?.retryAfterSeconds;
+  return typeof s === 'number' && s > 0 ? { retryAfterMs: s * 1000 } : {};
+}
