@@ -15,63 +15,53 @@
 //   news              — the DELIVERED/READ pushes for the message, each with the moment the webhook
 //                       acknowledged it (answered 200). The webhook answers 200 only once Temporal has
 //                       the signal (or the guard was already closed: a late event).
-// Sink:  sms          — distinct accepted sends to the message's own phone number (not only distinct
-//                       idempotency keys: a second key for the same message would count too).
+// Sink:  sms          — every accepted send to the message's own phone number (each phone gets one
+//                       message): with Twilio, which ignores idempotency keys, a retried POST counts twice.
+// Late records         — the ids of the rbmLateDelivery workflows visibility lists.
 // Guard: outcome, close time, and its timeline (one entry per transition; one entry per distinct
 //        RBM eventId it heard, whatever the entry's state).
 //
-// Policy (workflows/lifecycle.ts) the invariants follow
-// -----------------------------------------------------
-// - DELIVERED/READ at any point before the fallback starts wins: no SMS.
-// - A revoke answered 200 is believed: the guard falls back.
-// - Revoke rounds spent with the outcome unknown: onUnknown 'fallback' (OTP, transactions) sends the
-//   SMS anyway, accepting a possible double; 'no-fallback' (promotions) ends UNRESOLVED with no SMS.
-// - A DELIVERED heard after the fallback started makes the outcome DOUBLE_DELIVERY; heard after any
-//   other decision (404 unconfirmed, unresolved, revoked without fallback) makes it DELIVERED.
-// - The guard stays open lingerMs after its decision to hear such news; after that, news is late.
+// Policy (workflows/lifecycle.ts, issue 10) the invariants follow
+// -----------------------------------------------------------------
+// - DELIVERED/READ heard before an SMS went out wins: no SMS.
+// - A 404 proves delivery only when nothing else explains it; otherwise, like every unknown, the
+//   per-message policy decides: onUnknown 'fallback' (OTP, transactions) sends, 'no-fallback'
+//   (promotions) ends UNRESOLVED / DELIVERED_UNCONFIRMED / FALLBACK_UNCONFIRMED with no (new) SMS.
+// - TTL_EXPIRATION_REVOKED heard in any state without a delivery leads to the fallback.
+// - An SMS attempt whose fate is unknown is looked up, never resent blindly; when it cannot be
+//   established the outcome says so: FALLBACK_MAYBE_TWICE (resent) or FALLBACK_UNCONFIRMED (not).
+// - A DELIVERED heard after an SMS was (or may have been) accepted makes the outcome DOUBLE_DELIVERY;
+//   one that reaches the guard after it closed with an SMS outcome is recorded by the webhook as a
+//   late-delivery workflow (contract: lateDeliveryWorkflowId, type rbmLateDelivery).
 //
-// "Unavoidable" double delivery, precisely
-// ----------------------------------------
-// A message is a double delivery when D and sms ≥ 1. It is unavoidable — the guard acted on all it
-// could know — when both hold:
-//   (a) the SMS had a sanctioned cause: P (a revoke was answered 200 and the phone got the message
-//       anyway), or the guard fell back because its revoke rounds were spent with the outcome unknown
-//       and its policy says to fall back (timeline: FALLBACK entered on ROUNDS_SPENT); and
-//   (b) no DELIVERED/READ for it was acknowledged by the webhook before the guard entered FALLBACK
-//       (the decision's workflow task started at the FALLBACK entry's time; a signal Temporal had
-//       accepted before then would have been part of that task), and the timeline shows no delivery
-//       news before its FALLBACK entry.
-// Anything else with D and an SMS is a violation: (a) fails → invariant 2 (delivered first, SMS
-// anyway); (b) fails → invariant 4 (the guard had the news and still sent).
-// An unavoidable double is *recorded* as DOUBLE_DELIVERY when the guard heard the news (the timeline
-// has a DELIVERED/READ entry, which invariant 5 guarantees for news acknowledged before it closed).
-// When the news came only after it closed, or never (the 1 % "no event" fault), the guard cannot
-// know: FALLBACK_SENT is then the only possible record, and it is counted apart ("unheard double").
-//
-// Allowed outcomes for each truth (sms is the count at the sink)
-// --------------------------------------------------------------
-//   D, guard heard the news     sms 0: DELIVERED.   sms 1: DOUBLE_DELIVERY, if unavoidable.
-//   D, guard never heard it     sms 0: DELIVERED_UNCONFIRMED (revoke said 404), UNRESOLVED (policy
-//                               no-fallback), REVOKED (no fallback configured, revoke said 200).
-//                               sms 1: FALLBACK_SENT, if unavoidable (an unheard double).
-//   R (never delivered)         with a fallback: sms 1 and FALLBACK_SENT; or sms 0 and UNRESOLVED when
-//                               the policy is no-fallback and the guard never learned of the revoke
-//                               (every answer it got was ambiguous); or FALLBACK_FAILED with sms 0 when
-//                               the SMS provider was down past the budget (the FALLBACK_FAILED check).
-//                               Without a fallback: sms 0, REVOKED (or UNRESOLVED as above).
-//   neither D nor R             policy fallback and a fallback: sms 1, FALLBACK_SENT.
-//                               otherwise: sms 0, UNRESOLVED.
-//   any                         never more than one SMS; CANCELLED, ORPHANED, REVOKE_ERROR and
-//                               SEND_ERROR cannot happen in this run.
-import type { Outcome, OnUnknown, TimelineEntry } from '../../workflows/contract.ts';
+// Invariants (issue 10, "Done when")
+// ----------------------------------
+//   not delivered  exactly one SMS, unless the policy said no fallback and the outcome says so
+//                  (REVOKED without a fallback; UNRESOLVED, DELIVERED_UNCONFIRMED or
+//                  FALLBACK_UNCONFIRMED for a no-fallback policy — never after the guard heard
+//                  TTL_EXPIRATION_REVOKED; FALLBACK_FAILED only when the provider was down past the
+//                  budget). Two SMS only as FALLBACK_MAYBE_TWICE (recorded, counted apart).
+//   delivered      no SMS, or the double delivery is recorded: the outcome DOUBLE_DELIVERY, or a
+//                  late-delivery record for the guard. It must also have been unavoidable: caused
+//                  by a revoke answered 200 (the platform's race) or by a policy that falls back on
+//                  unknown, with no DELIVERED/READ acknowledged before the guard entered FALLBACK.
+//                  When no DELIVERED/READ was ever acknowledged by the webhook (lost events), the
+//                  guard could not know: counted as "unheard", apart, not a violation.
+//   never two SMS  unrecorded: two only with FALLBACK_MAYBE_TWICE, or DOUBLE_DELIVERY whose timeline
+//                  notes the possible second SMS (a FALLBACK_MAYBE_TWICE entry, or a reason saying
+//                  "twice" / "may have gone out"); three never.
+//   nothing lost   every guard event the webhook acknowledged is in the timeline, unless it came
+//                  after the guard closed; a DELIVERED after a guard closed with an SMS outcome has
+//                  its late-delivery record (id = lateDeliveryWorkflowId(guard id, eventId)).
+import { lateDeliveryWorkflowId, SMS_OUTCOMES, type Outcome, type OnUnknown, type TimelineEntry } from '../../workflows/contract.ts';
 import type { MessageTruth, PushRecord } from '../sim/rbm-simulator.ts';
 
 export const INVARIANTS = {
   1: 'every message reached a terminal outcome, within its deadline plus the bound, that agrees with the truth',
-  2: 'a message delivered before any successful revoke got no SMS',
-  3: 'a message not delivered got exactly one SMS (none: no fallback, or its policy withheld it)',
-  4: 'a double delivery is recorded as one, and only where the truth says it was unavoidable',
-  5: 'nothing the webhook answered 200 to was lost',
+  2: 'a message not delivered got exactly one SMS (none only where the policy said no fallback and the outcome says so)',
+  3: 'a delivered message got no SMS, or an unavoidable double delivery that is recorded (outcome or late record)',
+  4: 'never two SMS unrecorded (only FALLBACK_MAYBE_TWICE, or DOUBLE_DELIVERY noting it)',
+  5: 'nothing the webhook answered 200 to was lost (timeline, or late-delivery record)',
 } as const;
 export type InvariantId = keyof typeof INVARIANTS;
 
@@ -88,6 +78,8 @@ export interface CheckedMessage {
   trackError?: string;
   /** The SMS provider was down past the retry budget for this one: FALLBACK_FAILED is expected. */
   expectFallbackFailed?: boolean;
+  /** The guard sends the RBM message itself (its create may never have landed). */
+  guardSends?: boolean;
 }
 
 export interface GuardRecord {
@@ -108,6 +100,8 @@ export interface CheckInput {
   truth: (messageId: string) => MessageTruth | undefined;
   smsTo: (phone: string) => number;
   guard: (workflowId: string) => GuardRecord | undefined;
+  /** Ids of the late-delivery record workflows (type rbmLateDelivery); default none. */
+  lateRecords?: ReadonlySet<string>;
   /** How long after its deadline a guard may still be open (policy budget + crash allowance). */
   boundMs: number;
 }
@@ -127,13 +121,21 @@ export interface CheckResult {
   outcomes: Record<string, number>;
   truthClasses: Record<TruthClass, number>;
   doubles: {
-    /** DOUBLE_DELIVERY outcomes (all unavoidable, or they are violations). */
+    /** Delivered and texted, recorded as the DOUBLE_DELIVERY outcome. */
     recorded: number;
-    /** Unavoidable doubles the guard could not hear: news after it closed, or none at all. */
+    /** Delivered and texted, recorded by a late-delivery workflow (the DELIVERED came after the guard closed). */
+    recordedLate: number;
+    /** Delivered and texted, and no DELIVERED/READ ever reached the webhook: the guard could not know. */
     unheard: number;
-    /** …of which the cause was a revoke answered 200 / the policy's fallback on unknown. */
+    /** …all three by cause: a revoke answered 200 / the policy's fallback on unknown. */
     byCause: { 'revoke-200': number; 'policy-on-unknown': number };
+    /** DOUBLE_DELIVERY whose SMS only may have gone out (none at the sink). */
+    withoutSms: number;
   };
+  /** Two SMS to one phone, recorded as such (FALLBACK_MAYBE_TWICE, or DOUBLE_DELIVERY noting it). */
+  twiceRecorded: number;
+  /** Late-delivery records found for the checked guards. */
+  lateRecords: number;
   /** Acknowledged guard events that reached the guard only after it closed (answered 200 as late). */
   lateEvents: number;
   /** Acknowledged guard events, all messages. */
@@ -169,7 +171,10 @@ export function check(input: CheckInput): CheckResult {
   const violations: Violation[] = [];
   const outcomes: Record<string, number> = {};
   const truthClasses: Record<TruthClass, number> = { delivered: 0, 'delivered-after-revoke-200': 0, revoked: 0, neither: 0, unknown: 0 };
-  const doubles: CheckResult['doubles'] = { recorded: 0, unheard: 0, byCause: { 'revoke-200': 0, 'policy-on-unknown': 0 } };
+  const doubles: CheckResult['doubles'] = { recorded: 0, recordedLate: 0, unheard: 0, byCause: { 'revoke-200': 0, 'policy-on-unknown': 0 }, withoutSms: 0 };
+  const lateRecordIds = input.lateRecords ?? new Set<string>();
+  let twiceRecorded = 0;
+  let lateRecords = 0;
   let lateEvents = 0;
   let ackedEvents = 0;
   let abandonedPushes = 0;
@@ -179,61 +184,43 @@ export function check(input: CheckInput): CheckResult {
     const found: Violation[] = [];
     const violate = (invariant: InvariantId, detail: string) => found.push({ invariant, messageId: m.messageId, workflowId: m.workflowId, detail });
     const g = input.guard(m.workflowId);
-    const truth = input.truth(m.messageId);
+    // A message the guard sends itself whose create never landed: the platform never saw it, never delivered it.
+    const truth = input.truth(m.messageId) ?? (m.guardSends ? neverCreated(m) : undefined);
     const sms = input.smsTo(m.phone);
     const cls = classify(truth);
     truthClasses[cls] += 1;
-    outcomes[g?.outcome ?? (g ? `open: ${g.state ?? '?'}` : 'no guard')] = (outcomes[g?.outcome ?? (g ? `open: ${g.state ?? '?'}` : 'no guard')] ?? 0) + 1;
+    const label = g?.outcome ?? (g ? `open: ${g.state ?? '?'}` : 'no guard');
+    outcomes[label] = (outcomes[label] ?? 0) + 1;
 
     // ---- invariant 1: tracked, closed, completed, in time ----
-    if (!m.tracked) {
-      violate(1, `never tracked: ${m.trackError ?? 'unknown reason'}`);
+    const g1 = checkClosed(m, g, truth, input.boundMs, violate);
+    if (!g1 || !truth) {
       violations.push(...found);
       continue;
     }
-    if (!g) {
-      violate(1, 'tracked, but no guard exists');
-      violations.push(...found);
-      continue;
-    }
-    if (g.closeTime === null || g.executionStatus === 'RUNNING') {
-      violate(1, `still open in ${g.state ?? 'an unknown state'} past its deadline plus ${Math.round(input.boundMs / 1000)} s`);
-      violations.push(...found);
-      continue;
-    }
-    const closeAt = g.closeTime;
+    const closeAt = g1.closeTime;
     closeDelays.push(closeAt - m.staleAt);
-    if (g.executionStatus !== 'COMPLETED') violate(1, `the workflow ended ${g.executionStatus}, not COMPLETED`);
-    if (!g.outcome) violate(1, `closed without an outcome (state ${g.state ?? '?'})`);
-    if (closeAt - m.staleAt > input.boundMs) {
-      violate(1, `closed ${((closeAt - m.staleAt) / 1000).toFixed(1)} s after its deadline (bound ${Math.round(input.boundMs / 1000)} s)`);
-    }
-    if (g.outcome && IMPOSSIBLE_HERE.has(g.outcome)) violate(1, `outcome ${g.outcome} is impossible in this run`);
-    if (!truth) {
-      violate(1, 'the platform never saw this message (the guard never sent it, or it was never registered)');
-      violations.push(...found);
-      continue;
-    }
 
-    // ---- what the guard heard, from the pushes and its own timeline ----
-    const timeline = g.timeline;
-    const at = (e: TimelineEntry) => Date.parse(e.at);
+    // ---- what the guard heard, from the pushes, its own timeline and the late records ----
+    const timeline = g1.timeline;
+    const outcome = g1.outcome;
     const fallbackEntry = timeline.find((e) => e.state === 'FALLBACK');
-    const fallbackAt = fallbackEntry ? at(fallbackEntry) : undefined;
+    const fallbackAt = fallbackEntry ? Date.parse(fallbackEntry.at) : undefined;
     const heard = timeline.some((e) => DELIVERY_NEWS.has(e.event));
     const heardBeforeFallback =
       fallbackEntry !== undefined && timeline.slice(0, timeline.indexOf(fallbackEntry)).some((e) => DELIVERY_NEWS.has(e.event));
-    const newsAcks = truth.eventsPushed
-      .filter((p) => DELIVERY_NEWS.has(eventOf(p)?.type ?? ''))
-      .map(ackTime)
-      .filter((t): t is number => t !== undefined);
+    const heardTtlRevoked = timeline.some((e) => e.event === 'TTL_EXPIRATION_REVOKED');
+    const newsPushes = truth.eventsPushed.filter((p) => DELIVERY_NEWS.has(eventOf(p)?.type ?? ''));
+    const newsAcks = newsPushes.map(ackTime).filter((t): t is number => t !== undefined);
     const firstNewsAck = newsAcks.length ? Math.min(...newsAcks) : undefined;
-    const fellBackOnUnknown = fallbackEntry?.event === 'ROUNDS_SPENT' && m.onUnknown === 'fallback';
-    const outcome = g.outcome;
+    const recordPrefix = lateDeliveryWorkflowId(m.workflowId, '');
+    const records = [...lateRecordIds].filter((id) => id.startsWith(recordPrefix));
+    lateRecords += records.length;
+    const notesTwice = timeline.some((e) => e.state === 'FALLBACK_MAYBE_TWICE' || /twice|may have gone out/i.test(e.reason));
     const context = () =>
-      ` [truth ${cls}${truth.plan.noEvent ? ', no events' : ''}, sms ${sms}, outcome ${outcome ?? '—'}; timeline ${timeline.map((e) => `${e.event}→${e.state}`).join(', ')}]`;
+      ` [truth ${cls}${truth.plan.noEvent ? ', no events' : ''}, sms ${sms}, outcome ${outcome}${records.length ? `, ${records.length} late record(s)` : ''}; timeline ${timeline.map((e) => `${e.event}→${e.state}`).join(', ')}]`;
 
-    // ---- invariant 5: every acknowledged guard event is in the timeline, unless it came late ----
+    // ---- invariant 5: acknowledged guard events are in the timeline; late DELIVERED after an SMS is recorded ----
     for (const type of GUARD_EVENTS) {
       const firstAck = new Map<string, number>();
       for (const p of truth.eventsPushed) {
@@ -253,73 +240,92 @@ export function check(input: CheckInput): CheckResult {
         violate(5, `${beforeClose} distinct ${type} event(s) acknowledged before the guard closed, ${entries} in its timeline` + context());
       }
       lateEvents += Math.max(0, firstAck.size - Math.max(entries, beforeClose));
+      if (type === 'DELIVERED' && SMS_OUTCOMES.includes(outcome)) {
+        for (const [eventId, t] of firstAck) {
+          if (t >= closeAt && !lateRecordIds.has(lateDeliveryWorkflowId(m.workflowId, eventId))) {
+            violate(5, `DELIVERED ${eventId} acknowledged at ${iso(t)}, after the guard closed ${outcome}, has no late-delivery record` + context());
+          }
+        }
+      }
     }
 
-    // ---- outcome ⇔ SMS consistency (whatever the truth) ----
-    if (sms > 1) violate(3, `${sms} SMS reached one phone` + context());
-    if ((outcome === 'FALLBACK_SENT' || outcome === 'DOUBLE_DELIVERY') && sms !== 1) violate(3, `${outcome} but ${sms} SMS at the sink` + context());
-    if (outcome === 'FALLBACK_FAILED' && !m.expectFallbackFailed) violate(3, 'FALLBACK_FAILED although the SMS provider was never down past the budget' + context());
+    // ---- outcome ⇔ SMS at the sink, whatever the truth; invariant 4: never two unrecorded ----
+    const smsOutcome = SMS_OUTCOMES.includes(outcome) || outcome === 'DOUBLE_DELIVERY';
+    if (sms >= 2) {
+      const recordedTwice = sms === 2 && (outcome === 'FALLBACK_MAYBE_TWICE' || (outcome === 'DOUBLE_DELIVERY' && notesTwice));
+      if (recordedTwice) twiceRecorded += 1;
+      else violate(4, `${sms} SMS reached one phone, recorded as ${outcome}` + context());
+    }
+    if (outcome === 'FALLBACK_SENT' && sms !== 1) violate(sms > 1 ? 4 : 2, `FALLBACK_SENT but ${sms} SMS at the sink` + context());
+    if (outcome === 'FALLBACK_MAYBE_TWICE' && sms === 0) violate(1, 'FALLBACK_MAYBE_TWICE (an SMS was accepted) but none at the sink' + context());
+    if (outcome === 'DOUBLE_DELIVERY' && sms === 0) {
+      if (fallbackEntry === undefined) violate(1, 'DOUBLE_DELIVERY without any SMS attempt' + context());
+      else doubles.withoutSms += 1;
+    }
+    if (!smsOutcome && sms > 0) violate(cls === 'revoked' || cls === 'neither' ? 2 : 3, `${sms} SMS at the sink, but the outcome ${outcome} says none went out` + context());
+    if (outcome === 'FALLBACK_FAILED' && !m.expectFallbackFailed) violate(2, 'FALLBACK_FAILED although the SMS provider was never down past the budget' + context());
     if (m.expectFallbackFailed && (outcome !== 'FALLBACK_FAILED' || sms !== 0)) {
-      violate(3, `the SMS provider was down past the retry budget: expected FALLBACK_FAILED with no SMS` + context());
+      violate(2, 'the SMS provider was down past the retry budget: expected FALLBACK_FAILED with no SMS' + context());
     }
 
     if (cls === 'delivered' || cls === 'delivered-after-revoke-200') {
+      // ---- invariant 3: delivered ----
       if (sms === 0) {
         if (outcome === 'DELIVERED' && !heard) violate(1, 'DELIVERED without any DELIVERED/READ in the timeline' + context());
-        if (heard && outcome !== 'DELIVERED') violate(1, `heard the DELIVERED, no SMS went out, yet recorded ${outcome}` + context());
+        if (heard && outcome !== 'DELIVERED' && !(outcome === 'DOUBLE_DELIVERY' && fallbackEntry)) {
+          violate(1, `heard the DELIVERED, no SMS went out, yet recorded ${outcome}` + context());
+        }
         if (!heard) {
           const ok =
             outcome === 'DELIVERED_UNCONFIRMED' ||
-            (outcome === 'UNRESOLVED' && m.onUnknown === 'no-fallback') ||
+            outcome === 'FALLBACK_UNCONFIRMED' ||
+            (outcome === 'UNRESOLVED' && (m.onUnknown === 'no-fallback' || !m.hasFallback)) ||
             (outcome === 'REVOKED' && !m.hasFallback) ||
             (outcome === 'FALLBACK_FAILED' && m.expectFallbackFailed === true);
           if (!ok) violate(1, `delivered, news never heard, no SMS: ${outcome} is not an allowed record` + context());
         }
       } else {
         // Both: the phone has the message and an SMS went out.
-        const cause = cls === 'delivered-after-revoke-200' ? 'revoke-200' : fellBackOnUnknown ? 'policy-on-unknown' : undefined;
+        const cause = cls === 'delivered-after-revoke-200' ? 'revoke-200' : m.onUnknown === 'fallback' ? 'policy-on-unknown' : undefined;
         if (!cause) {
-          violate(2, 'delivered before any successful revoke, yet an SMS went out (no revoke said 200, no policy fallback)' + context());
+          violate(3, 'delivered, no revoke said 200 and the policy does not fall back on unknown, yet an SMS went out' + context());
         } else if (heardBeforeFallback || (firstNewsAck !== undefined && fallbackAt !== undefined && firstNewsAck < fallbackAt)) {
-          violate(
-            4,
-            `avoidable double: a DELIVERED/READ was acknowledged at ${iso(firstNewsAck)}, before the guard entered FALLBACK at ${iso(fallbackAt)}` + context(),
-          );
+          violate(3, `avoidable double: a DELIVERED/READ was acknowledged at ${iso(firstNewsAck)}, before the guard entered FALLBACK at ${iso(fallbackAt)}` + context());
+        } else if (outcome === 'DOUBLE_DELIVERY') {
+          doubles.recorded += 1;
+          doubles.byCause[cause] += 1;
+        } else if (records.length > 0) {
+          doubles.recordedLate += 1;
+          doubles.byCause[cause] += 1;
         } else if (heard) {
-          if (outcome !== 'DOUBLE_DELIVERY') violate(4, `a double delivery the guard heard of, recorded as ${outcome}` + context());
-          else {
-            doubles.recorded += 1;
-            doubles.byCause[cause] += 1;
-          }
+          violate(3, `a double delivery the guard heard of, recorded as ${outcome}` + context());
+        } else if (firstNewsAck !== undefined) {
+          violate(3, `a double delivery: the DELIVERED was acknowledged at ${iso(firstNewsAck)} after the guard closed ${outcome}, and no late-delivery record exists` + context());
         } else {
-          if (outcome !== 'FALLBACK_SENT') violate(4, `an unheard double recorded as ${outcome}` + context());
-          else {
-            doubles.unheard += 1;
-            doubles.byCause[cause] += 1;
-          }
+          doubles.unheard += 1;
+          doubles.byCause[cause] += 1;
         }
       }
     } else {
-      // Never delivered: revoked, or neither.
-      if (outcome === 'DELIVERED' || outcome === 'DELIVERED_UNCONFIRMED' || outcome === 'DOUBLE_DELIVERY') {
+      // ---- invariant 2: never delivered (revoked, or neither) ----
+      if (outcome === 'DELIVERED' || outcome === 'DOUBLE_DELIVERY') {
         violate(1, `recorded ${outcome}, but the phone never got the message` + context());
       }
-      const guardFellBack = fallbackEntry !== undefined;
+      const withheldOk = (o: Outcome) =>
+        !heardTtlRevoked &&
+        (o === 'UNRESOLVED' || o === 'DELIVERED_UNCONFIRMED' || o === 'FALLBACK_UNCONFIRMED');
       if (m.expectFallbackFailed) {
         // checked above
-      } else if (cls === 'revoked') {
-        if (m.hasFallback) {
-          const withheld = outcome === 'UNRESOLVED' && m.onUnknown === 'no-fallback' && !guardFellBack;
-          if (!(sms === 1 && outcome === 'FALLBACK_SENT') && !(sms === 0 && withheld)) {
-            violate(3, `revoked (${truth.ttlRevoked ? 'by its TTL' : 'by our revoke'}) but ${sms} SMS, outcome ${outcome}` + context());
-          }
-        } else if (!(sms === 0 && (outcome === 'REVOKED' || (outcome === 'UNRESOLVED' && !guardFellBack)))) {
-          violate(3, `revoked, no fallback configured: expected REVOKED with no SMS` + context());
+      } else if (!m.hasFallback) {
+        if (sms !== 0 || !(outcome === 'REVOKED' || outcome === 'UNRESOLVED' || outcome === 'DELIVERED_UNCONFIRMED')) {
+          violate(2, `not delivered, no fallback configured: expected REVOKED (or UNRESOLVED / DELIVERED_UNCONFIRMED) with no SMS` + context());
         }
-      } else if (m.hasFallback && m.onUnknown === 'fallback') {
-        if (!(sms === 1 && outcome === 'FALLBACK_SENT')) violate(3, `neither delivered nor revoked, policy falls back: expected one SMS` + context());
-      } else if (!(sms === 0 && outcome === 'UNRESOLVED')) {
-        violate(3, `neither delivered nor revoked, policy does not fall back: expected UNRESOLVED with no SMS` + context());
+      } else if (sms === 1 || (sms === 2 && outcome === 'FALLBACK_MAYBE_TWICE')) {
+        // texted: the outcome/SMS checks above judged the record
+      } else if (sms === 0 && m.onUnknown === 'no-fallback' && withheldOk(outcome)) {
+        // the policy withheld it and the outcome says so
+      } else if (sms === 0) {
+        violate(2, `${cls === 'revoked' ? (truth.ttlRevoked ? 'revoked by its TTL' : 'revoked') : 'neither delivered nor revoked'}, no SMS, outcome ${outcome}${heardTtlRevoked ? ' (after hearing TTL_EXPIRATION_REVOKED)' : ''}` + context());
       }
     }
     violations.push(...found);
@@ -333,10 +339,52 @@ export function check(input: CheckInput): CheckResult {
     outcomes,
     truthClasses,
     doubles,
+    twiceRecorded,
+    lateRecords,
     lateEvents,
     ackedEvents,
     abandonedPushes,
     closeAfterStaleMs: { max: closeDelays.length ? closeDelays[closeDelays.length - 1]! : 0, p50: pct(0.5), p99: pct(0.99) },
+  };
+}
+
+/** Invariant 1's structural part; returns the closed guard with its outcome, or undefined when there is nothing more to judge. */
+function checkClosed(
+  m: CheckedMessage,
+  g: GuardRecord | undefined,
+  truth: MessageTruth | undefined,
+  boundMs: number,
+  violate: (invariant: InvariantId, detail: string) => void,
+): (GuardRecord & { closeTime: number; outcome: Outcome }) | undefined {
+  if (!m.tracked) return void violate(1, `never tracked: ${m.trackError ?? 'unknown reason'}`);
+  if (!g) return void violate(1, 'tracked, but no guard exists');
+  if (g.closeTime === null || g.executionStatus === 'RUNNING') {
+    return void violate(1, `still open in ${g.state ?? 'an unknown state'} past its deadline plus ${Math.round(boundMs / 1000)} s`);
+  }
+  if (g.executionStatus !== 'COMPLETED') violate(1, `the workflow ended ${g.executionStatus}, not COMPLETED`);
+  if (g.closeTime - m.staleAt > boundMs) {
+    violate(1, `closed ${((g.closeTime - m.staleAt) / 1000).toFixed(1)} s after its deadline (bound ${Math.round(boundMs / 1000)} s)`);
+  }
+  if (g.outcome && IMPOSSIBLE_HERE.has(g.outcome)) violate(1, `outcome ${g.outcome} is impossible in this run`);
+  if (!g.outcome) return void violate(1, `closed without an outcome (state ${g.state ?? '?'})`);
+  if (!truth) return void violate(1, 'the platform never saw this message (the guard never sent it, or it was never registered)');
+  return { ...g, closeTime: g.closeTime, outcome: g.outcome };
+}
+
+function neverCreated(m: CheckedMessage): MessageTruth {
+  const ids = /^rbm-guard\/([^/]+)\//.exec(m.workflowId);
+  return {
+    agentId: ids?.[1] ?? '',
+    messageId: m.messageId,
+    phone: m.phone,
+    origin: 'api',
+    sentAt: m.staleAt,
+    plan: { deliverAfterMs: null },
+    ttlRevoked: false,
+    ttlRevokeFailed: false,
+    revokeCalls: 0,
+    revokeAnswers: [],
+    eventsPushed: [],
   };
 }
 
