@@ -200,8 +200,7 @@ function explore(s: Scenario) {
   const maxDepth = 40;
   // Paths through the DAG of worlds, counted once per distinct world (the timeline is left out of the key).
   const walk = (w: World, depth: number): number => {
-    const { timeline: _t, ...rest } = w.guard;
-    const key = JSON.stringify([rest, w.truth, w.sms, w.pending, w.budget, w.done, w.deliveredEventLost]);
+    const key = JSON.stringify([{ ...w.guard, timeline: null }, w.truth, w.sms, w.pending, w.budget, w.done, w.deliveredEventLost]);
     const known = seen.get(key);
     if (known !== undefined) return known;
     if (depth > maxDepth) throw new Error(`deeper than ${maxDepth}: ${w.guard.timeline.map((t) => t.event).join(' → ')}`);
