@@ -75,7 +75,7 @@ export async function setupNamespace(options: SetupOptions): Promise<SetupResult
     }
   };
 
-  const connection = await retry('connecting', () => Connection.connect({ address: options.address, tls: options.tls, apiKey: options.apiKey, connectTimeout: 5000 }));
+  const connection = await retry('connecting', () => Connection.connect({ address: options.address, tls: options.tls, apiKey: options.apiKey, connectTimeout: Math.min(5000, options.timeoutMs ?? 5000) }));
   try {
     const retentionSeconds = options.retentionDays * DAY_S;
     const retention = msToTs(retentionSeconds * 1000);

@@ -1,0 +1,90 @@
+// `rbm-guard setup` on the suite's real Temporal server: a fresh namespace gets its retention and
+// our search attributes, a second run changes nothing, a changed retention is applied, a
+// conflicting attribute type and Temporal Cloud are refused with a line that says why.
+import { randomUUID } from 'node:crypto';
+import { Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { msToTs } from '@temporalio/common/lib/time.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { isTemporalCloud, setupNamespace, setupOptionsFromConfig, SetupError } from '../client/setup.ts';
+import { loadConfig } from '../config/index.ts';
+import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
+import { freePort } from '../worker/dev-server.ts';
+
+const address = inject('temporalAddress');
+const names = SEARCH_ATTRIBUTE_KEYS.map((k) => k.name);
+let connection: Connection;
+
+beforeAll(async () => {
+  connection = await Connection.connect({ address });
+});
+afterAll(async () => {
+  await connection?.close();
+});
+
+const retentionDays = async (namespace: string) => {
+  const d = await connection.workflowService.describeNamespace({ namespace });
+  return Number(d.config?.workflowExecutionRetentionTtl?.seconds ?? 0) / 86_400;
+};
+
+describe('rbm-guard setup', () => {
+  it('creates the namespace with its retention and the search attributes; a second run changes nothing', async () => {
+    const namespace = `setup-${randomUUID()}`;
+    const lines: string[] = [];
+    const first = await setupNamespace({ address, namespace, retentionDays: 12, log: (l) => lines.push(l) });
+    expect(first).toEqual({ namespace: 'created', added: names, present: [] });
+    expect(await retentionDays(namespace)).toBe(12);
+    const listed = await connection.operatorService.listSearchAttributes({ namespace });
+    for (const k of SEARCH_ATTRIBUTE_KEYS) {
+      expect(proto.temporal.api.enums.v1.IndexedValueType[Number(listed.customAttributes?.[k.name])]).toBe(`INDEXED_VALUE_TYPE_${k.type}`);
+    }
+    expect(lines.join('\n')).toContain(`namespace ${namespace} created (retention 12 d)`);
+
+    const second = await setupNamespace({ address, namespace, retentionDays: 12 });
+    expect(second).toEqual({ namespace: 'unchanged', added: [], present: names });
+
+    const third = await setupNamespace({ address, namespace, retentionDays: 40 });
+    expect(third.namespace).toBe('retention updated');
+    expect(await retentionDays(namespace)).toBe(40);
+  });
+
+  it('refuses a search attribute that exists with another type, naming it', async () => {
+    const other = `setup-${randomUUID()}`;
+    await connection.workflowService.registerNamespace({ namespace: other, workflowExecutionRetentionPeriod: msToTs('1 day') });
+    const TEXT = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_TEXT;
+    for (let i = 0; ; i++) {
+      try {
+        await connection.operatorService.addSearchAttributes({ namespace: other, searchAttributes: { RbmState: TEXT } });
+        break;
+      } catch (err) {
+        if (i > 40) throw err; // a new namespace takes a moment to reach the cache
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    const err = await setupNamespace({ address, namespace: other, retentionDays: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SetupError);
+    expect((err as Error).message).toBe(`search attribute RbmState exists on ${other} as TEXT, rbm-guard needs KEYWORD: remove it or use another namespace`);
+  });
+
+  it('Temporal Cloud: says where its namespaces and search attributes are managed, without calling it', async () => {
+    expect(isTemporalCloud({ address: 'my-ns.abcde.tmprl.cloud:7233' })).toBe(true);
+    expect(isTemporalCloud({ address: 'us-east-1.aws.api.temporal.io:7233' })).toBe(true);
+    expect(isTemporalCloud({ address: '127.0.0.1:7233', apiKey: 'k' })).toBe(true);
+    expect(isTemporalCloud({ address: 'temporal:7233' })).toBe(false);
+    const err = await setupNamespace({ address: 'my-ns.abcde.tmprl.cloud:7233', namespace: 'my-ns.abcde', retentionDays: 30 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SetupError);
+    expect((err as Error).message).toMatch(/^Temporal Cloud manages namespaces and search attributes through its console, tcld or the Cloud Ops API/);
+    expect((err as Error).message).toContain('RbmState (KEYWORD), RbmOutcome (KEYWORD), RbmAgentId (KEYWORD), RbmStaleAt (DATETIME)');
+  });
+
+  it('bad input and an unreachable server: one line naming the cause', async () => {
+    await expect(setupNamespace({ address, namespace: 'x', retentionDays: 0 })).rejects.toThrow('retention must be a whole number of days >= 1, not 0');
+    const closed = `127.0.0.1:${await freePort()}`;
+    const err = await setupNamespace({ address: closed, namespace: 'x', retentionDays: 1, timeoutMs: 1500 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SetupError);
+    expect((err as Error).message).toMatch(new RegExp(`^connecting on ${closed} failed: `));
+    expect(() => setupOptionsFromConfig(loadConfig({ RBM_GUARD_ENCRYPTION: 'off' }))).toThrow(/^TEMPORAL_ADDRESS: setup needs the cluster/);
+    const options = setupOptionsFromConfig({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NAMESPACE: 'ns', TEMPORAL_NAMESPACE_RETENTION_DAYS: 9 });
+    expect(options).toMatchObject({ address: 'temporal:7233', namespace: 'ns', retentionDays: 9 });
+  });
+});
