@@ -1,8 +1,9 @@
 // The chaos run's batch, reproducible from a seed: what a real mix of RBM traffic looks like with
 // deadlines scaled from minutes and hours down to seconds. OTPs (AUTHENTICATION) must reach the user
 // one way or the other, so they fall back to SMS even when the outcome stays unknown; promotions
-// don't. Some messages the guard sends itself (with the platform's own TTL at the deadline), some the
-// backend sent (a few with a backend TTL just after the deadline). The platform-side faults the issue
+// don't. Some messages the guard sends itself (it sets the platform's TTL one revoke round after the
+// deadline), some the backend sent — a few with a backend TTL around the deadline (Google's advice),
+// which the backend passes to track() too, so the platform may revoke first. The platform-side faults the issue
 // lists (429/5xx, hangs, lost responses, races, duplicate/out-of-order/missing events) are drawn by
 // the simulator's own random faults; this module only decides when each phone takes its message.
 import type { GuardPolicy, MessageTrafficType } from '../../workflows/contract.ts';
@@ -12,7 +13,7 @@ import { seededRandom } from '../random.ts';
 export type ChaosKind =
   /** AUTHENTICATION, SMS fallback, falls back even when delivery stays unknown. */
   | 'otp'
-  /** TRANSACTION the guard sends itself (expireTime = staleAt, so the platform's TTL races the guard). */
+  /** TRANSACTION the guard sends itself (expireTime = staleAt + one revoke round: the platform's TTL is the safety net). */
   | 'txn-guard-sent'
   /** PROMOTION with an SMS fallback; no fallback when delivery stays unknown. */
   | 'promo-sms'
@@ -94,6 +95,8 @@ export function chaosBatch({ n, seed, arrivalWindowMs, agentId = 'chaos-agent' }
 
     let expireInMs: number | null = null;
     if (kind === 'otp' && random() < 0.25) expireInMs = staleInMs + between(500, 2_000);
+    // A promotion whose backend set the TTL at the deadline itself: the platform's revoke and the guard's race.
+    if (kind === 'promo-sms' && random() < 0.2) expireInMs = staleInMs + between(-300, 300);
     if (kind === 'txn-guard-sent' && random() < 0.25) plan.ttlOutcome = 'revoke-failed';
 
     out.push({

@@ -1,4 +1,5 @@
-// `npm run chaos [-- --n 1000 --seed 1 --no-kills --keep]`: the chaos run of issue 6 (see ./run.ts).
+// `npm run chaos [-- --n 1000 --seed 1 --provider http|twilio --no-kills --keep]`: the chaos run (see
+// ./run.ts) on the simulator's pessimistic defaults; --provider picks the SMS provider (default http).
 // Prints the report table and exits 1 on any invariant violation (2 on a bad flag, 3 if the run
 // itself could not complete).
 import { parseArgs } from 'node:util';
@@ -8,6 +9,7 @@ const { values: flags } = parseArgs({
   options: {
     n: { type: 'string', default: '1000' },
     seed: { type: 'string' },
+    provider: { type: 'string', default: 'http' },
     'no-kills': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
@@ -17,11 +19,14 @@ const n = Number(flags.n);
 const seed = flags.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(flags.seed);
 if (!Number.isInteger(n) || n < 1 || n > 20_000) usage(`--n must be a whole number from 1 to 20000, not ${flags.n}`);
 if (!Number.isInteger(seed) || seed < 0) usage(`--seed must be a non-negative whole number, not ${flags.seed}`);
+const provider = flags.provider;
+if (provider !== 'http' && provider !== 'twilio') usage(`--provider must be http or twilio, not ${provider}`);
 
 try {
   const report = await runChaos({
     n,
     seed,
+    provider,
     kills: !flags['no-kills'],
     keepData: flags.keep,
     progress: flags.quiet ? undefined : (line) => console.log(line),
