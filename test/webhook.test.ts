@@ -137,78 +137,6 @@ describe('handshake and bad input (inject, no port)', () => {
     { name: 'data not base64', status: 400, error: 'data_not_base64', req: () => ({ method: 'POST', url: EVENTS_PATH, payload: { message: { data: 'this is not base64!' } }, headers: { 'x-goog-signature': 'x' } }) },
     { name: 'a prototype-poisoning body', status: 400, error: 'bad_request', req: () => ({ method: 'POST', url: EVENTS_PATH, headers: { 'content-type': 'application/json' }, payload: '{"__proto__":{"x":1},"message":{"data":"e30="}}' }) },
     {
-      name: 'data that is not JSON (signed)',
-      status: 400,
-      error: 'data_not_json',
-      req: () => {
-        const p = push('not json at all');
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
-      name: 'data that is a JSON array (signed)',
-      status: 400,
-      error: 'data_not_object',
-      req: () => {
-        const p = push([1]);
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
-      name: 'an unknown eventType (signed)',
-      status: 400,
-      error: 'unknown_event_type',
-      req: () => {
-        const p = push(delivered(agent, 'm1', 'e1', 'TELEPORTED'));
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
-      name: 'DELIVERED without messageId (signed)',
-      status: 400,
-      error: 'missing_message_id',
-      req: () => {
-        const p = push({ senderPhoneNumber: PHONE, eventType: 'DELIVERED', eventId: 'e', agentId: agent });
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
-      name: 'DELIVERED without agentId and no RBM_AGENT_ID (signed)',
-      status: 400,
-      error: 'missing_agent_id',
-      req: () => {
-        const p = push({ senderPhoneNumber: PHONE, eventType: 'DELIVERED', eventId: 'e', messageId: 'm' });
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
-      name: 'a messageId no guard could be tracked under (signed)',
-      status: 400,
-      error: 'bad_message_id',
-      req: () => {
-        const p = push(delivered(agent, 'm'.repeat(257)));
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
-      name: 'an agentId no guard could be tracked under (signed)',
-      status: 400,
-      error: 'bad_agent_id',
-      req: () => {
-        const p = push(delivered('agent with spaces/and/slashes', 'm'));
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
-      name: 'a payload that is neither event nor user message (signed)',
-      status: 400,
-      error: 'unknown_payload',
-      req: () => {
-        const p = push({ agentId: agent, hello: 'world' });
-        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
-      },
-    },
-    {
       name: 'a body over the size limit',
       status: 413,
       error: 'body_too_large',
@@ -263,6 +191,73 @@ describe('handshake and bad input (inject, no port)', () => {
     },
   ];
 
+  const unroutable: { name: string; reason: string; req: () => InjectOptions }[] = [
+    {
+      name: 'data that is not JSON (signed)',
+      reason: 'data_not_json',
+      req: () => {
+        const p = push('not json at all');
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+    {
+      name: 'data that is a JSON array (signed)',
+      reason: 'data_not_object',
+      req: () => {
+        const p = push([1]);
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+    {
+      name: 'an unknown eventType (signed)',
+      reason: 'unknown_event_type',
+      req: () => {
+        const p = push(delivered(agent, 'm1', 'e1', 'TELEPORTED'));
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+    {
+      name: 'DELIVERED without messageId (signed)',
+      reason: 'missing_message_id',
+      req: () => {
+        const p = push({ senderPhoneNumber: PHONE, eventType: 'DELIVERED', eventId: 'e', agentId: agent });
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+    {
+      name: 'DELIVERED without agentId and no RBM_AGENT_ID (signed)',
+      reason: 'missing_agent_id',
+      req: () => {
+        const p = push({ senderPhoneNumber: PHONE, eventType: 'DELIVERED', eventId: 'e', messageId: 'm' });
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+    {
+      name: 'a messageId no guard could be tracked under (signed)',
+      reason: 'bad_message_id',
+      req: () => {
+        const p = push(delivered(agent, 'm'.repeat(257)));
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+    {
+      name: 'an agentId no guard could be tracked under (signed)',
+      reason: 'bad_agent_id',
+      req: () => {
+        const p = push(delivered('agent with spaces/and/slashes', 'm'));
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+    {
+      name: 'a payload that is neither event nor user message (signed)',
+      reason: 'unknown_payload',
+      req: () => {
+        const p = push({ agentId: agent, hello: 'world' });
+        return { method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers };
+      },
+    },
+  ];
+
   it.each(cases)('answers $status ($error) to $name, without a signal', async ({ status, error, req }) => {
     const res = await app.inject(req());
     expect(res.statusCode).toBe(status);
@@ -270,6 +265,40 @@ describe('handshake and bad input (inject, no port)', () => {
     expect(res.body).not.toMatch(/stack|at .*\.ts|node_modules/);
     if (status === 405) expect(res.headers.allow).toBe('POST');
     expect(signalWithStart).not.toHaveBeenCalled();
+  });
+
+  it.each(unroutable)('acknowledges a signed event no guard can take with 200 ($reason: $name), counted, without a signal', async ({ reason, req }) => {
+    const before = await metricValue(app, 'rbm_webhook_unroutable_total', { reason });
+    const res = await app.inject(req());
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'unroutable', reason });
+    expect(signalWithStart).not.toHaveBeenCalled();
+    expect(await metricValue(app, 'rbm_webhook_unroutable_total', { reason })).toBe(before + 1);
+  });
+
+  it('routes on X-Goog-Webhook-Type, and still knows the verification request by its body', async () => {
+    const handshake = { clientToken: TOKEN, secret: 'by-header' };
+    const byHeader = await app.inject({ method: 'POST', url: EVENTS_PATH, headers: { 'x-goog-webhook-type': 'verification' }, payload: handshake });
+    expect([byHeader.statusCode, byHeader.body]).toEqual([200, 'by-header']);
+    // A header that says otherwise (or an unknown value) does not hide a verification body.
+    for (const type of ['message_callback', 'agent_callback', 'something_new']) {
+      const res = await app.inject({ method: 'POST', url: EVENTS_PATH, headers: { 'x-goog-webhook-type': type }, payload: handshake });
+      expect([res.statusCode, res.body]).toEqual([200, 'by-header']);
+    }
+    const p = push(delivered(agent, 'mv'));
+    const mislabelled = await app.inject({ method: 'POST', url: EVENTS_PATH, payload: p.body, headers: { ...p.headers, 'x-goog-webhook-type': 'verification' } });
+    expect(mislabelled.statusCode).toBe(400);
+    expect(mislabelled.json()).toMatchObject({ error: 'bad_verification' });
+    const notAHandshake = await app.inject({ method: 'POST', url: EVENTS_PATH, headers: { 'x-goog-webhook-type': 'verification' }, payload: { hello: 1 } });
+    expect(notAHandshake.json()).toMatchObject({ error: 'bad_verification' });
+
+    const agentNews = push({ agentId: agent, somethingAboutTheAgent: true });
+    const agentCallback = await app.inject({ method: 'POST', url: EVENTS_PATH, payload: agentNews.body, headers: { ...agentNews.headers, 'x-goog-webhook-type': 'agent_callback' } });
+    expect([agentCallback.statusCode, agentCallback.json()]).toEqual([200, { status: 'ignored', what: 'AGENT_CALLBACK' }]);
+    expect(signalWithStart).not.toHaveBeenCalled();
+    expect(await metricValue(app, 'rbm_webhook_requests_by_type_total', { webhook_type: 'verification' })).toBe(3);
+    expect(await metricValue(app, 'rbm_webhook_requests_by_type_total', { webhook_type: 'other' })).toBe(1);
+    expect(await metricValue(app, 'rbm_webhook_requests_by_type_total', { webhook_type: 'agent_callback' })).toBe(2);
   });
 
   it('counts rejected signatures by reason', async () => {
@@ -470,7 +499,7 @@ describe('signed events over a real port', () => {
     const before = await metricValue(server.app, 'rbm_webhook_late_events_total', { event_type: 'READ' });
 
     const res = await post(push(delivered(agentId, messageId, 'late-one', 'READ')));
-    expect(res).toEqual({ status: 200, body: { status: 'late', workflowId } });
+    expect(res).toEqual({ status: 200, body: { status: 'late', workflowId, outcome: null } });
 
     const description = await client.workflow.getHandle(workflowId).describe();
     expect(description.runId).toBe(first.signaledRunId);

@@ -7,28 +7,18 @@
 // "Temporal is down or slow, send it again", and 4xx means "this request can never succeed".
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import { Counter, Histogram, Registry } from 'prom-client';
-import { z } from 'zod';
-import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { WorkflowIdReusePolicy } from '@temporalio/common';
+import { Registry } from 'prom-client';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { clientTokens, ConfigError, type Config } from '../../config/index.ts';
 import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts';
-import {
-  eventSignals,
-  guardWorkflowId,
-  isGuardEventType,
-  SA,
-  WORKFLOW_TYPE,
-  type GuardEventType,
-  type GuardInput,
-  type RbmEventSignal,
-  normalizeAgentId,
-} from '../../workflows/contract.ts';
+import { eventSignals, guardWorkflowId, normalizeAgentId, WORKFLOW_TYPE, type GuardInput } from '../../workflows/contract.ts';
+import { causeOf, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../temporal-errors.ts';
+import { guardStartOptions } from '../start-options.ts';
+import { classifyEvent, routeRequest, webhookTypeOf, type Classified } from './classify.ts';
+import { handleLateEvent } from './late.ts';
+import { createMetrics } from './metrics.ts';
 
 export const EVENTS_PATH = '/rbm/events';
-
-/** RBM event types that are acknowledged and ignored: they say nothing about a message's delivery. */
-export const IGNORED_EVENT_TYPES = ['IS_TYPING', 'SUBSCRIBE', 'UNSUBSCRIBE'] as const;
 
 export type WebhookConfig = Pick<
   Config,
@@ -59,76 +49,6 @@ export function rbmSignature(clientToken: string, data: Buffer): string {
   return createHmac('sha512', Buffer.from(clientToken, 'utf8')).update(data).digest('base64');
 }
 
-// ---------------------------------------------------------------------------------------------
-// Schemas: the schema is the type.
-
-/**
- * A Pub/Sub push. `messageId`/`publishTime` may come camelCase, snake_case, or both. Only `data`
- * is required: an odd value elsewhere is dropped, never a reason to refuse a signed event.
- */
-export const pushEnvelopeSchema = z.object({
-  message: z.object({
-    data: z.string().min(1, 'message.data is empty'),
-    attributes: z.record(z.string(), z.unknown()).optional().catch(undefined),
-    messageId: z.string().min(1).optional().catch(undefined),
-    message_id: z.string().min(1).optional().catch(undefined),
-    publishTime: z.string().optional().catch(undefined),
-    publish_time: z.string().optional().catch(undefined),
-  }),
-  subscription: z.string().optional().catch(undefined),
-});
-export type PushEnvelope = z.infer<typeof pushEnvelopeSchema>;
-
-/** RBM's URL-verification request. */
-export const verificationSchema = z.object({ clientToken: z.string(), secret: z.string() });
-
-const optionalString = z.string().min(1).optional().catch(undefined);
-const eventFields = {
-  agentId: optionalString,
-  eventId: optionalString,
-  messageId: optionalString,
-  sendTime: optionalString,
-};
-
-/** User event (DELIVERED, READ, IS_TYPING, SUBSCRIBE, UNSUBSCRIBE): the phone is `senderPhoneNumber`. */
-export const userEventSchema = z.object({
-  ...eventFields,
-  eventType: z.string().min(1),
-  senderPhoneNumber: z.string(),
-});
-/** Server event (TTL_EXPIRATION_REVOKED / _REVOKE_FAILED): the phone is `phoneNumber`. */
-export const serverEventSchema = z.object({
-  ...eventFields,
-  eventType: z.string().min(1),
-  phoneNumber: z.string(),
-});
-/** An event whose phone field is missing or differently named: still an event, we never use the phone. */
-const anyEventSchema = z.object({ ...eventFields, eventType: z.string().min(1) });
-export const rbmEventSchema = z.union([userEventSchema, serverEventSchema, anyEventSchema]);
-export type RbmEvent = z.infer<typeof rbmEventSchema>;
-
-/** A message the user typed, a file, a location or a suggestion tap: not delivery news. */
-export const userMessageSchema = z
-  .object({
-    ...eventFields,
-    text: z.unknown().optional(),
-    userFile: z.unknown().optional(),
-    location: z.unknown().optional(),
-    suggestionResponse: z.unknown().optional(),
-  })
-  .refine(
-    (m) => m.text !== undefined || m.userFile !== undefined || m.location !== undefined || m.suggestionResponse !== undefined,
-    'not a user message',
-  );
-
-// ---------------------------------------------------------------------------------------------
-
-/** What one push turned into, after its signature was checked. */
-type Classified =
-  | { kind: 'guard'; eventType: GuardEventType; agentId: string; messageId: string; signal: RbmEventSignal }
-  | { kind: 'ignored'; what: string }
-  | { kind: 'invalid'; code: string; message: string };
-
 /** A 4xx answer: the request can never succeed as sent. */
 class BadRequest extends Error {
   constructor(
@@ -138,15 +58,6 @@ class BadRequest extends Error {
   ) {
     super(message);
   }
-}
-
-/** Strict base64 (standard or URL-safe alphabet, padding optional); null when it isn't base64. */
-export function decodeBase64(value: string): Buffer | null {
-  const normalized = value.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
-  if (!/^[A-Za-z0-9+/]*$/.test(normalized) || normalized.length % 4 === 1) return null;
-  const bytes = Buffer.from(normalized, 'base64');
-  // Round-trip: rejects stray padding in the middle and non-canonical trailing bits.
-  return bytes.toString('base64').replace(/=+$/, '') === normalized ? bytes : null;
 }
 
 function safeEqual(a: Buffer, b: Buffer): boolean {
@@ -251,37 +162,23 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
   });
 
   app.post(EVENTS_PATH, async (request, reply) => {
-    const body: unknown = request.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new BadRequest(400, 'not_an_object', 'expected a JSON object: a Pub/Sub push or a verification request');
+    // Routed on X-Goog-Webhook-Type when present; the verification request is known by its body too.
+    const webhookType = webhookTypeOf(request.headers['x-goog-webhook-type']);
+    metrics.webhookTypes.inc({ webhook_type: webhookType });
+    const route = routeRequest(request.body, webhookType);
+    if (route.kind === 'invalid') throw new BadRequest(route.status, route.code, route.message);
+    if (route.kind === 'verification') return handshake(route.clientToken, route.secret, reply);
+
+    verifySignature(request.headers['x-goog-signature'], route.data);
+
+    // Signed from here on: RBM sent it, so nothing below is a 4xx (Pub/Sub would retry it for 7 days).
+    const event = classifyEvent({ envelope: route.envelope, data: route.data, webhookType, fallbackAgentId });
+    if (event.kind === 'unroutable') {
+      metrics.unroutable.inc({ reason: event.reason });
+      metrics.events.inc({ event_type: 'UNKNOWN', result: 'unroutable' });
+      request.log.warn({ reason: event.reason, detail: event.message, webhookType }, 'signed event no guard can take: acknowledged');
+      return reply.code(200).send({ status: 'unroutable', reason: event.reason, message: event.message });
     }
-
-    if (!('message' in body)) {
-      const verification = verificationSchema.safeParse(body);
-      if (!verification.success) {
-        throw new BadRequest(400, 'no_message', 'expected a Pub/Sub push ({"message":{"data":…}}) or {clientToken, secret}');
-      }
-      return handshake(verification.data.clientToken, verification.data.secret, reply);
-    }
-
-    const envelope = pushEnvelopeSchema.safeParse(body);
-    if (!envelope.success) {
-      throw new BadRequest(400, 'bad_envelope', `not a Pub/Sub push: ${describeIssue(envelope.error)}`);
-    }
-    const data = decodeBase64(envelope.data.message.data);
-    if (!data) throw new BadRequest(400, 'data_not_base64', 'message.data is not base64');
-
-    verifySignature(request.headers['x-goog-signature'], data);
-
-    let decoded: unknown;
-    try {
-      decoded = JSON.parse(data.toString('utf8'));
-    } catch {
-      throw new BadRequest(400, 'data_not_json', 'message.data does not decode to JSON');
-    }
-
-    const event = classify(envelope.data, decoded);
-    if (event.kind === 'invalid') throw new BadRequest(400, event.code, event.message);
     if (event.kind === 'ignored') {
       metrics.events.inc({ event_type: event.what, result: 'ignored' });
       request.log.debug({ what: event.what }, 'event ignored');
@@ -326,99 +223,42 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     }
   }
 
-  function classify(envelope: PushEnvelope, decoded: unknown): Classified {
-    if (envelope.message.attributes?.type === 'agent_launch_event') return { kind: 'ignored', what: 'AGENT_LAUNCH_EVENT' };
-    if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded)) {
-      return { kind: 'invalid', code: 'data_not_object', message: 'message.data is not a JSON object' };
-    }
-    if (!('eventType' in decoded)) {
-      if (userMessageSchema.safeParse(decoded).success) return { kind: 'ignored', what: 'USER_MESSAGE' };
-      if ('agentLaunchEvent' in decoded) return { kind: 'ignored', what: 'AGENT_LAUNCH_EVENT' };
-      return { kind: 'invalid', code: 'unknown_payload', message: 'message.data is neither an event nor a user message' };
-    }
-    const parsed = rbmEventSchema.safeParse(decoded);
-    if (!parsed.success) {
-      return { kind: 'invalid', code: 'bad_event', message: `bad event: ${describeIssue(parsed.error)}` };
-    }
-    const event = parsed.data;
-    if ((IGNORED_EVENT_TYPES as readonly string[]).includes(event.eventType)) {
-      return { kind: 'ignored', what: event.eventType };
-    }
-    if (!isGuardEventType(event.eventType)) {
-      return { kind: 'invalid', code: 'unknown_event_type', message: `unknown eventType ${JSON.stringify(event.eventType.slice(0, 64))}` };
-    }
-    const messageId = event.messageId?.trim();
-    if (!messageId) {
-      return { kind: 'invalid', code: 'missing_message_id', message: `${event.eventType} without a messageId` };
-    }
-    if (!MESSAGE_ID.test(messageId)) {
-      return { kind: 'invalid', code: 'bad_message_id', message: 'messageId is over 256 characters or holds control characters' };
-    }
-    const agentId = event.agentId ? normalizeAgentId(event.agentId) : fallbackAgentId;
-    if (!agentId) {
-      return { kind: 'invalid', code: 'missing_agent_id', message: `${event.eventType} without an agentId` };
-    }
-    if (!AGENT_ID.test(agentId)) {
-      return { kind: 'invalid', code: 'bad_agent_id', message: 'agentId must be 1-128 letters, digits and . _ @ -' };
-    }
-    // eventId is how the guard drops duplicates. Pub/Sub's own message id is stable across its
-    // retries of one push, so it stands in when RBM sent none.
-    const pubsubId = envelope.message.messageId ?? envelope.message.message_id;
-    const eventId = event.eventId ?? (pubsubId ? `pubsub:${pubsubId}` : undefined);
-    if (!eventId) {
-      return { kind: 'invalid', code: 'missing_event_id', message: `${event.eventType} without an eventId` };
-    }
-    const signal: RbmEventSignal = event.sendTime ? { eventId, sendTime: event.sendTime } : { eventId };
-    return { kind: 'guard', eventType: event.eventType, agentId, messageId, signal };
-  }
-
   async function deliver(event: Extract<Classified, { kind: 'guard' }>, reply: FastifyReply) {
     const workflowId = guardWorkflowId(event.agentId, event.messageId);
     // Fields for this event's log lines (no per-event child logger: creating one costs more than the lines).
     const ids = { eventType: event.eventType, eventId: event.signal.eventId, workflowId };
     const log = reply.log;
+    // Nothing here can postpone a guard's windows: an existing guard only gets the signal (its input
+    // and orphan window were fixed at its start), and a duplicate is the same eventId, dropped by the guard.
     const input: GuardInput = {
       agentId: event.agentId,
       messageId: event.messageId,
       orphanAfterMs: config.WEBHOOK_ORPHAN_AFTER_MS,
     };
+    const deadline = () => Date.now() + signalTimeoutMs;
     const started = performance.now();
     try {
-      await client.withDeadline(Date.now() + signalTimeoutMs, () =>
+      await client.withDeadline(deadline(), () =>
         client.workflow.signalWithStart(WORKFLOW_TYPE, {
           workflowId,
           taskQueue: config.TEMPORAL_TASK_QUEUE,
           args: [input],
           signal: eventSignals[event.eventType],
           signalArgs: [event.signal],
-          // A closed guard is never reopened: the event is late, and is answered 200 below.
-          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-          typedSearchAttributes: [
-            { key: SA.agentId, value: event.agentId },
-            { key: SA.state, value: 'AWAITING_TRACK' },
-          ],
+          // REJECT_DUPLICATE: a closed guard is never reopened; the event is late (below).
+          ...guardStartOptions({ agentId: event.agentId, state: 'AWAITING_TRACK' }),
         }),
       );
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        metrics.events.inc({ event_type: event.eventType, result: 'late' });
-        metrics.lateEvents.inc({ event_type: event.eventType });
-        log.info(ids, 'late event: the guard already closed');
-        return reply.code(200).send({ status: 'late', workflowId });
+      if (!causeOf(err, WorkflowExecutionAlreadyStartedError)) return failed(err, reply, ids, 'signal');
+      try {
+        const answer = await client.withDeadline(deadline(), () =>
+          handleLateEvent({ client, taskQueue: config.TEMPORAL_TASK_QUEUE, metrics, log }, { ...event, workflowId }),
+        );
+        return reply.code(200).send(answer);
+      } catch (lateErr) {
+        return failed(lateErr, reply, ids, 'late');
       }
-      const code = grpcCode(err);
-      const transient = code === undefined || TRANSIENT_GRPC_CODES.has(code);
-      metrics.signalsFailed.inc({ reason: code === undefined ? 'unknown' : (GRPC_CODE_NAMES[code] ?? String(code)) });
-      metrics.events.inc({ event_type: event.eventType, result: 'failed' });
-      if (transient) {
-        log.warn({ ...ids, grpcCode: code }, 'Temporal did not accept the signal in time: answering 503 so RBM retries');
-        return reply
-          .code(503)
-          .header('retry-after', '5')
-          .send({ error: 'temporal_unavailable', message: 'the event could not be recorded now; retry' });
-      }
-      log.error({ ...ids, grpcCode: code, err }, 'Temporal refused the signal');
-      return reply.code(500).send({ error: 'signal_failed', message: 'the event could not be recorded' });
     } finally {
       metrics.signalSeconds.observe((performance.now() - started) / 1000);
     }
@@ -427,104 +267,29 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     return reply.code(200).send({ status: 'signalled', workflowId });
   }
 
+  /** Temporal did not take the event: 503 (RBM retries) when that may pass, else 500. */
+  function failed(err: unknown, reply: FastifyReply, ids: Record<string, string>, step: 'signal' | 'late') {
+    const log = reply.log;
+    const code = grpcCode(err);
+    const transient = code === undefined || TRANSIENT_GRPC_CODES.has(code);
+    metrics.signalsFailed.inc({ reason: code === undefined ? 'unknown' : grpcCodeName(code) });
+    metrics.events.inc({ event_type: ids.eventType ?? 'UNKNOWN', result: 'failed' });
+    if (transient) {
+      log.warn({ ...ids, grpcCode: code, step }, 'Temporal did not take the event in time: answering 503 so RBM retries');
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ error: 'temporal_unavailable', message: 'the event could not be recorded now; retry' });
+    }
+    log.error({ ...ids, grpcCode: code, step, err }, 'Temporal refused the event');
+    return reply.code(500).send({ error: 'signal_failed', message: 'the event could not be recorded' });
+  }
+
   return app;
 }
-
-// ---------------------------------------------------------------------------------------------
-
-// The ids a guard can be tracked under (client/track-input.ts accepts the same): anything else could
-// never meet a track, and Temporal refuses workflow ids over 1000 bytes.
-const AGENT_ID = /^[A-Za-z0-9._@-]{1,128}$/;
-const MESSAGE_ID = /^[^\u0000-\u001f\u007f]{1,256}$/u;
 
 const CLIENT_ERRORS: Record<number, { error: string; message: string }> = {
   400: { error: 'bad_request', message: 'the body is not valid JSON' },
   413: { error: 'body_too_large', message: 'the body is over the size limit' },
   415: { error: 'unsupported_media_type', message: 'expected Content-Type: application/json' },
 };
-
-// gRPC status codes that mean "try again later" (Temporal down, overloaded, slow, restarting).
-const GRPC_CODE_NAMES: Record<number, string> = {
-  1: 'cancelled',
-  2: 'unknown',
-  3: 'invalid_argument',
-  4: 'deadline_exceeded',
-  5: 'not_found',
-  7: 'permission_denied',
-  8: 'resource_exhausted',
-  9: 'failed_precondition',
-  10: 'aborted',
-  13: 'internal',
-  14: 'unavailable',
-  16: 'unauthenticated',
-};
-const TRANSIENT_GRPC_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
-
-/** The gRPC status code of a client error (the SDK wraps it in a ServiceError's cause). */
-function grpcCode(err: unknown): number | undefined {
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    if (isGrpcServiceError(e)) return e.code;
-  }
-  return undefined;
-}
-
-function describeIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid';
-  return issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message;
-}
-
-function createMetrics(registry: Registry) {
-  const registers = [registry];
-  return {
-    events: new Counter({
-      name: 'rbm_webhook_events_total',
-      help: 'RBM events received with a valid signature, by type and result (signalled, ignored, late, failed)',
-      labelNames: ['event_type', 'result'] as const,
-      registers,
-    }),
-    signaturesRejected: new Counter({
-      name: 'rbm_webhook_signatures_rejected_total',
-      help: 'Pushes refused for a missing or wrong X-Goog-Signature',
-      labelNames: ['reason'] as const,
-      registers,
-    }),
-    signalsFailed: new Counter({
-      name: 'rbm_webhook_signals_failed_total',
-      help: 'Signals Temporal did not accept (answered 503/500 so RBM retries), by gRPC status',
-      labelNames: ['reason'] as const,
-      registers,
-    }),
-    lateEvents: new Counter({
-      name: 'rbm_webhook_late_events_total',
-      help: 'Events for a guard that had already closed: acknowledged, no new run',
-      labelNames: ['event_type'] as const,
-      registers,
-    }),
-    rejected: new Counter({
-      name: 'rbm_webhook_requests_rejected_total',
-      help: 'Requests answered 4xx, by reason',
-      labelNames: ['reason'] as const,
-      registers,
-    }),
-    handshakes: new Counter({
-      name: 'rbm_webhook_handshakes_total',
-      help: 'URL-verification handshakes, by result',
-      labelNames: ['result'] as const,
-      registers,
-    }),
-    ackSeconds: new Histogram({
-      name: 'rbm_webhook_ack_seconds',
-      help: 'Time from request to answer on POST /rbm/events, by status',
-      labelNames: ['status'] as const,
-      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    }),
-    signalSeconds: new Histogram({
-      name: 'rbm_webhook_signal_seconds',
-      help: 'Time Temporal took to accept (or refuse) a signal-with-start',
-      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
-    }),
-  };
-}
