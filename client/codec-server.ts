@@ -48,12 +48,12 @@ const bodySchema = z.looseObject({ payloads: z.array(payloadJson).max(MAX_PAYLOA
 type PayloadJson = z.infer<typeof payloadJson>;
 
 class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
     super(message);
+    this.status = status;
+    this.code = code;
   }
 }
 

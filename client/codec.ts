@@ -32,11 +32,10 @@ const text = (bytes: Uint8Array | null | undefined) => (bytes ? Buffer.from(byte
 /** A payload this codec cannot decrypt: unknown key id, tampered bytes, or a malformed envelope. */
 export class PayloadDecryptionError extends Error {
   override readonly name = 'PayloadDecryptionError';
-  constructor(
-    message: string,
-    readonly keyId?: string,
-  ) {
+  readonly keyId?: string;
+  constructor(message: string, keyId?: string) {
     super(message);
+    this.keyId = keyId;
   }
 }
 

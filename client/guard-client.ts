@@ -59,10 +59,13 @@ export type ListFilter = z.input<typeof listFilterSchema>;
 const workflowIdSchema = z.string().refine((id) => parseGuardWorkflowId(id) !== undefined, 'a guard id looks like rbm-guard/<agentId>/<messageId>');
 
 export class GuardClient {
-  constructor(
-    private readonly client: Client,
-    private readonly taskQueue: string,
-  ) {}
+  private readonly client: Client;
+  private readonly taskQueue: string;
+
+  constructor(client: Client, taskQueue: string) {
+    this.client = client;
+    this.taskQueue = taskQueue;
+  }
 
   /** Starts the guard for a sent message, or finds the one already guarding it. */
   async track(input: TrackInput): Promise<TrackResult> {

@@ -91,9 +91,11 @@ export const trackInputSchema = z
 export type TrackInput = z.input<typeof trackInputSchema>;
 
 export class ValidationError extends Error {
-  constructor(readonly issues: { field: string; message: string }[]) {
+  readonly issues: { field: string; message: string }[];
+  constructor(issues: { field: string; message: string }[]) {
     super(issues.map((i) => `${i.field}: ${i.message}`).join('; '));
     this.name = 'ValidationError';
+    this.issues = issues;
   }
 }
 

@@ -96,11 +96,13 @@ export const envSchema = z.object({
 export type Config = z.infer<typeof envSchema>;
 
 export class ConfigError extends Error {
-  constructor(readonly issues: { variable: string; message: string }[]) {
+  readonly issues: { variable: string; message: string }[];
+  constructor(issues: { variable: string; message: string }[]) {
     super(
       'Invalid configuration:\n' + issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n'),
     );
     this.name = 'ConfigError';
+    this.issues = issues;
   }
 }
 
