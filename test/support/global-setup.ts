@@ -1,6 +1,6 @@
 // One Temporal dev server and one workflow bundle for the whole suite; each test file gets its own
 // task queue. Started from the project-local CLI (see worker/temporal-binaries.ts).
-import { mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +9,20 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/contract.ts';
 import { executableOption, temporalCliPath } from '../../worker/temporal-binaries.ts';
 import { bundleWorkflows } from '../../worker/paths.ts';
+import { startPostgresEngine, type PostgresEngine } from '../../worker/engine/postgres.ts';
+import { engineFromEnv } from '../../worker/engine/select.ts';
 
 
 let env: TestWorkflowEnvironment | undefined;
+let postgres: PostgresEngine | undefined;
+
+/** RBM_GUARD_ENGINE=postgres: the suite runs on the Temporal server on PostgreSQL instead (worker/engine/postgres.ts). */
+async function startPostgres(): Promise<{ address: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rbm-guard-suite-pg-'));
+  chmodSync(dataDir, 0o711); // the cluster's non-root user must get through to its subfolder
+  postgres = await startPostgresEngine({ dataDir, log: (source, line) => source === 'install' && process.stderr.write(line) });
+  return postgres;
+}
 
 export async function setup(project: TestProject): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'rbm-guard-bundle-'));
@@ -20,7 +31,7 @@ export async function setup(project: TestProject): Promise<void> {
   const [, , started] = await Promise.all([
     bundleWorkflows(bundlePath),
     bundleWorkflows(benchBundlePath, fileURLToPath(new URL('../../bench/workflows/index.ts', import.meta.url))),
-    TestWorkflowEnvironment.createLocal({
+    engineFromEnv() === 'postgres' ? startPostgres() : TestWorkflowEnvironment.createLocal({
       server: {
         executable: executableOption(temporalCliPath()),
         ip: '127.0.0.1',
@@ -29,12 +40,13 @@ export async function setup(project: TestProject): Promise<void> {
       },
     }),
   ]);
-  env = started;
-  project.provide('temporalAddress', env.address);
+  if (started instanceof TestWorkflowEnvironment) env = started;
+  project.provide('temporalAddress', started.address);
   project.provide('workflowBundlePath', bundlePath);
   project.provide('benchBundlePath', benchBundlePath);
 }
 
 export async function teardown(): Promise<void> {
   await env?.teardown();
+  await postgres?.stop();
 }
