@@ -1,12 +1,15 @@
 // The library backend services call when they send an RBM message: track it, ask how it went,
 // cancel or move its deadline, list guards. Input is validated before anything reaches Temporal.
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
+// The SDK's own raw → info mapping, for listPage's one-page call (the iterator hides the page token).
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { z } from 'zod';
 import {
   AGENT_ID,
   ALL_STATES,
   cancelUpdate,
   extendUpdate,
+  GUARD_RULES,
   guardWorkflowId,
   normalizeAgentId,
   OUTCOMES,
@@ -31,6 +34,8 @@ export interface TrackResult {
   runId: string | null;
   /** The guard for this message already ended; nothing new was started. */
   alreadyClosed: boolean;
+  /** This call started the guard (false: it existed, tracked before or started by an early RBM event). */
+  created: boolean;
 }
 
 export interface GuardSummary {
@@ -71,7 +76,7 @@ export class GuardClient {
   async track(input: TrackInput): Promise<TrackResult> {
     const message = parseTrackInput(input);
     const workflowId = guardWorkflowId(message.agentId, message.messageId);
-    const guardInput: GuardInput = { agentId: message.agentId, messageId: message.messageId, message };
+    const guardInput: GuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message };
     const options = {
       workflowId,
       taskQueue: this.taskQueue,
@@ -81,7 +86,7 @@ export class GuardClient {
     };
     try {
       const handle = await this.client.workflow.start<typeof rbmGuard>(WORKFLOW_TYPE, options);
-      return { workflowId, runId: handle.firstExecutionRunId, alreadyClosed: false };
+      return { workflowId, runId: handle.firstExecutionRunId, alreadyClosed: false, created: true };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
@@ -91,9 +96,9 @@ export class GuardClient {
       const handle = this.client.workflow.getHandle<typeof rbmGuard>(workflowId);
       await handle.signal(trackSignal, message);
       const { runId } = await handle.describe();
-      return { workflowId, runId, alreadyClosed: false };
+      return { workflowId, runId, alreadyClosed: false, created: false };
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return { workflowId, runId: null, alreadyClosed: true };
+      if (err instanceof WorkflowNotFoundError) return { workflowId, runId: null, alreadyClosed: true, created: false };
       throw err;
     }
   }
@@ -119,27 +124,25 @@ export class GuardClient {
 
   async list(filter: ListFilter = {}): Promise<GuardSummary[]> {
     const f = parseOrThrow(listFilterSchema, filter);
-    const clauses = [`WorkflowType = "${WORKFLOW_TYPE}"`];
-    if (f.state) clauses.push(`${SA.state.name} = "${f.state}"`);
-    if (f.outcome) clauses.push(`${SA.outcome.name} = "${f.outcome}"`);
-    if (f.agentId) clauses.push(`${SA.agentId.name} = "${f.agentId}"`);
-    if (f.startedBefore) clauses.push(`StartTime < "${f.startedBefore.toISOString()}"`);
-    if (f.open) clauses.push(`ExecutionStatus = "Running"`);
     const out: GuardSummary[] = [];
-    for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
-      const sa = wf.typedSearchAttributes;
-      out.push({
-        workflowId: wf.workflowId,
-        state: (sa.get(SA.state) as GuardState | undefined) ?? null,
-        outcome: (sa.get(SA.outcome) as Outcome | undefined) ?? null,
-        agentId: sa.get(SA.agentId) ?? null,
-        staleAt: sa.get(SA.staleAt)?.toISOString() ?? null,
-        startTime: wf.startTime.toISOString(),
-        closeTime: wf.closeTime?.toISOString() ?? null,
-      });
+    for await (const wf of this.client.workflow.list({ query: listQuery(f) })) {
+      out.push(guardSummary(wf));
       if (out.length >= f.limit) break;
     }
     return out;
+  }
+
+  /** One page of guards, newest first; `nextPageToken` (Temporal's own, opaque) is null on the last page. */
+  async listPage(filter: Omit<ListFilter, 'limit'>, page: { pageSize: number; pageToken?: Uint8Array | null }): Promise<{ guards: GuardSummary[]; nextPageToken: Uint8Array | null }> {
+    const f = parseOrThrow(listFilterSchema, filter);
+    const { executions, nextPageToken } = await this.client.workflowService.listWorkflowExecutions({
+      namespace: this.client.options.namespace,
+      query: listQuery(f),
+      pageSize: page.pageSize,
+      nextPageToken: page.pageToken ?? undefined,
+    });
+    const infos = await Promise.all(executions.map((raw) => executionInfoFromRaw(raw, this.client.options.loadedDataConverter, raw, this.client.options.namespace)));
+    return { guards: infos.map(guardSummary), nextPageToken: nextPageToken?.length ? nextPageToken : null };
   }
 
   /** Bulk cancel: every pending guard of an agent started before a moment. Returns what it cancelled. */
@@ -162,6 +165,29 @@ export class GuardClient {
   private handle(workflowId: string): WorkflowHandle<typeof rbmGuard> {
     return this.client.workflow.getHandle<typeof rbmGuard>(parseOrThrow(workflowIdSchema, workflowId, 'workflowId'));
   }
+}
+
+function listQuery(f: z.output<typeof listFilterSchema>): string {
+  const clauses = [`WorkflowType = "${WORKFLOW_TYPE}"`];
+  if (f.state) clauses.push(`${SA.state.name} = "${f.state}"`);
+  if (f.outcome) clauses.push(`${SA.outcome.name} = "${f.outcome}"`);
+  if (f.agentId) clauses.push(`${SA.agentId.name} = "${f.agentId}"`);
+  if (f.startedBefore) clauses.push(`StartTime < "${f.startedBefore.toISOString()}"`);
+  if (f.open) clauses.push(`ExecutionStatus = "Running"`);
+  return clauses.join(' AND ');
+}
+
+function guardSummary(wf: WorkflowExecutionInfo): GuardSummary {
+  const sa = wf.typedSearchAttributes;
+  return {
+    workflowId: wf.workflowId,
+    state: (sa.get(SA.state) as GuardState | undefined) ?? null,
+    outcome: (sa.get(SA.outcome) as Outcome | undefined) ?? null,
+    agentId: sa.get(SA.agentId) ?? null,
+    staleAt: sa.get(SA.staleAt)?.toISOString() ?? null,
+    startTime: wf.startTime.toISOString(),
+    closeTime: wf.closeTime?.toISOString() ?? null,
+  };
 }
 
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, field?: string): z.output<T> {

@@ -58,6 +58,17 @@ export const envSchema = z.object({
   /** How long a guard started by an early event waits for the backend's track before ORPHANED. */
   WEBHOOK_ORPHAN_AFTER_MS: withDefault(count(), 24 * 60 * 60 * 1000),
 
+  /** Bearer keys of the HTTP API for backends, comma-separated for rotation; none = every call refused. */
+  RBM_GUARD_API_KEYS: opt(z.string().min(1)),
+  /** The HTTP API (`--only api`, and in `npm start`); its OpenAPI is at /openapi.json. */
+  RBM_GUARD_API_PORT: withDefault(port, 8082),
+  RBM_GUARD_API_HOST: withDefault(z.string().min(1), '0.0.0.0'),
+  /** Requests per minute per API key before 429 + Retry-After. */
+  RBM_GUARD_API_RATE_LIMIT: withDefault(count(), 600),
+  RBM_GUARD_API_BODY_LIMIT_BYTES: withDefault(count(), 64 * 1024),
+  /** How long a request waits for Temporal before answering 503 + Retry-After. */
+  RBM_GUARD_API_TIMEOUT_MS: withDefault(count(), 5000),
+
   FALLBACK_PROVIDER: withDefault(z.enum(['twilio', 'http']), 'http'),
   FALLBACK_HTTP_URL: opt(z.url()),
   FALLBACK_HTTP_TOKEN: opt(z.string().min(1)),

@@ -1,7 +1,7 @@
 // `npm start`, the service's process: the worker and the webhook adapter in one process. Without
 // TEMPORAL_ADDRESS it first starts an embedded Temporal dev server (SQLite under the data folder,
 // Web UI, our search attributes) and the codec server its UI decrypts payloads through.
-// `--only worker` / `--only webhook` / `--only codec` run one part (the compose file does). It lives
+// `--only worker` / `--only webhook` / `--only api` / `--only codec` run one part (the compose file does). It lives
 // in service/, not worker/: it composes parts of worker/ and client/ and belongs to neither.
 import { isEntryPoint } from '../config/entrypoint.ts';
 import { join, resolve } from 'node:path';
@@ -16,16 +16,20 @@ import { dataConverter, describeKeyRing, devKeyFile, EncryptionCodec, loadKeyRin
 import { codecServerSettings, startCodecServer, type CodecServer } from '../client/codec-server.ts';
 import { clientOptions, connectClient, tlsOptions } from '../client/connection.ts';
 import { startWebhookServer } from '../client/webhook/server.ts';
+import { startApiServer, type ApiServer } from '../client/api/server.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { startPostgresEngine } from '../worker/engine/postgres.ts';
 import { createGuardWorker } from '../worker/worker.ts';
 
-type Part = 'worker' | 'webhook' | 'codec';
+type Part = 'worker' | 'webhook' | 'api' | 'codec';
 
 export interface RunningService {
   temporalAddress: string;
   uiUrl: string | null;
   webhookUrl: string | null;
+  /** The HTTP API for backends (/v1/guards), and the dev key file when one was generated or reused. */
+  apiUrl: string | null;
+  apiKeyFile: string | null;
   codecUrl: string | null;
   stop(): Promise<void>;
 }
@@ -33,7 +37,7 @@ export interface RunningService {
 /** The parts `npm start` runs by default: the codec server too next to the embedded UI, or when a codec token is configured. */
 export function defaultParts(config: Config): Part[] {
   const codec = config.RBM_GUARD_ENCRYPTION === 'on' && (!config.TEMPORAL_ADDRESS || Boolean(config.RBM_GUARD_CODEC_TOKEN));
-  return codec ? ['worker', 'webhook', 'codec'] : ['worker', 'webhook'];
+  return codec ? ['worker', 'webhook', 'api', 'codec'] : ['worker', 'webhook', 'api'];
 }
 
 /** Starts the service; resolves once everything is listening. A failed start stops what did start. */
@@ -122,10 +126,21 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
       stops.unshift(() => webhook.close()); // stop taking events first
     }
 
+    let api: ApiServer | undefined;
+    if (parts.includes('api')) {
+      const client: Client = await connectClient(clientOptions(config, { address, codec }));
+      stops.unshift(() => client.connection.close());
+      const server = await startApiServer({ ...config, TEMPORAL_ADDRESS: address }, { logger: log, client });
+      api = server;
+      stops.unshift(() => server.close());
+    }
+
     return {
       temporalAddress: address,
       uiUrl: devServer?.uiUrl ?? null,
       webhookUrl,
+      apiUrl: api?.url ?? null,
+      apiKeyFile: api?.keys.devKeyFile ?? null,
       codecUrl: codecServer?.url ?? null,
       stop,
     };
@@ -155,7 +170,7 @@ function parseParts(argv: string[], config: Config): Part[] {
   const i = argv.indexOf('--only');
   if (i < 0) return defaultParts(config);
   const part = argv[i + 1];
-  if (part !== 'worker' && part !== 'webhook' && part !== 'codec') throw new Error(`--only takes worker, webhook or codec, not ${part ?? 'nothing'}`);
+  if (part !== 'worker' && part !== 'webhook' && part !== 'api' && part !== 'codec') throw new Error(`--only takes worker, webhook, api or codec, not ${part ?? 'nothing'}`);
   return [part];
 }
 
@@ -194,6 +209,8 @@ async function main() {
       `  Temporal:  ${service.temporalAddress}`,
       service.uiUrl ? `  Web UI:    ${service.uiUrl}` : '',
       service.webhookUrl ? `  Webhook:   ${service.webhookUrl}/rbm/events` : '',
+      service.apiUrl ? `  HTTP API:  ${service.apiUrl}/v1/guards (OpenAPI: ${service.apiUrl}/docs)` : '',
+      service.apiKeyFile ? `  API key:   in ${service.apiKeyFile} (Authorization: Bearer <key>)` : '',
       service.codecUrl ? `  Codec:     ${service.codecUrl} (the UI decrypts payloads through it; token required)` : '',
       '  Ctrl-C stops it.',
     ]

@@ -1,0 +1,64 @@
+// API keys of the HTTP API: RBM_GUARD_API_KEYS (several during a rotation), compared in constant
+// time; no key configured means every call is refused. Only the embedded dev server of `npm start`
+// gets a key generated into its data folder, as it does for the encryption key and codec token.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, encryptionKeyRequired, type Config } from '../../config/index.ts';
+import { writeSecretFileOnce } from '../codec.ts';
+
+/** The dev key's file inside RBM_GUARD_DATA_DIR. */
+export const DEV_API_KEY_FILE = 'api-key';
+const KEY_PATTERN = /^[A-Za-z0-9._~+/=-]{24,256}$/;
+
+export interface ApiKey {
+  /** A name for logs and the rate limiter: the first 8 hex digits of the key's SHA-256, never the key. */
+  id: string;
+  digest: Buffer;
+}
+
+export interface ApiKeys {
+  keys: ApiKey[];
+  /** Where they came from, for the start-up line (never the keys). */
+  source: string;
+  /** The dev key file, when `npm start` generated or reused one. */
+  devKeyFile: string | null;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+
+/** Parses comma-separated keys; throws ConfigError naming the variable (entries by position, never by value). */
+export function parseApiKeys(text: string, variable = 'RBM_GUARD_API_KEYS'): ApiKey[] {
+  const entries = text.split(/[,\n]/).map((k) => k.trim()).filter((k) => k && !k.startsWith('#'));
+  const bad = entries.flatMap((k, i) => (KEY_PATTERN.test(k) ? [] : [`entry ${i + 1}`]));
+  if (bad.length) throw new ConfigError([{ variable, message: `${bad.join(', ')}: a key is 24-256 characters of letters, digits and . _ ~ + / = -` }]);
+  return entries.map((k) => {
+    const digest = sha256(k);
+    return { id: digest.subarray(0, 4).toString('hex'), digest };
+  });
+}
+
+/**
+ * The keys config gives, or the dev key next to the embedded dev server (generated once). Against a
+ * real Temporal or in production without RBM_GUARD_API_KEYS: no keys, and the API refuses every call.
+ */
+export function loadApiKeys(config: Pick<Config, 'RBM_GUARD_API_KEYS' | 'RBM_GUARD_DATA_DIR' | 'TEMPORAL_ADDRESS' | 'NODE_ENV'>): ApiKeys {
+  if (config.RBM_GUARD_API_KEYS) return { keys: parseApiKeys(config.RBM_GUARD_API_KEYS), source: 'RBM_GUARD_API_KEYS', devKeyFile: null };
+  if (encryptionKeyRequired(config)) return { keys: [], source: 'none configured (RBM_GUARD_API_KEYS): every call is refused', devKeyFile: null };
+  const file = join(config.RBM_GUARD_DATA_DIR, DEV_API_KEY_FILE);
+  const generated = writeSecretFileOnce(file, `${randomBytes(32).toString('base64url')}\n`);
+  return { keys: parseApiKeys(readFileSync(file, 'utf8'), 'RBM_GUARD_DATA_DIR'), source: `${file} (dev key${generated ? ', generated now' : ''})`, devKeyFile: file };
+}
+
+/**
+ * The key a request's `Authorization: Bearer <key>` matches, or undefined. Every configured key is
+ * compared (fixed-length digests, timingSafeEqual), so the time taken says nothing about which.
+ */
+export function matchApiKey(keys: readonly ApiKey[], authorization: string | undefined): ApiKey | undefined {
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
+  if (!match) return undefined;
+  const presented = sha256(match[1]!);
+  let found: ApiKey | undefined;
+  for (const key of keys) if (timingSafeEqual(presented, key.digest) && !found) found = key;
+  return found;
+}

@@ -1,0 +1,42 @@
+// The HTTP API as a process part: keys, the app, listen, graceful close. `npm start` runs it beside
+// the worker and the webhook (service/main.ts); `npm start -- --only api` runs it alone.
+import type { FastifyInstance } from 'fastify';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../../config/index.ts';
+import type { Logger } from '../../config/logger.ts';
+import { GuardClient } from '../guard-client.ts';
+import { buildApiApp } from './app.ts';
+import { loadApiKeys, type ApiKeys } from './auth.ts';
+
+export interface ApiServer {
+  app: FastifyInstance;
+  port: number;
+  /** e.g. http://127.0.0.1:8082; the guards are at `${url}/v1/guards`. */
+  url: string;
+  keys: ApiKeys;
+  close(): Promise<void>;
+}
+
+/** Listens with the given client (the caller owns and closes it). Throws a one-line Error on a taken port. */
+export async function startApiServer(config: Config, options: { client: Client; logger: Logger }): Promise<ApiServer> {
+  const keys = loadApiKeys(config);
+  const guards = new GuardClient(options.client, config.TEMPORAL_TASK_QUEUE);
+  const app = await buildApiApp({ client: options.client, guards, keys: keys.keys, config, logger: options.logger });
+  try {
+    await app.listen({ host: config.RBM_GUARD_API_HOST, port: config.RBM_GUARD_API_PORT });
+  } catch (err) {
+    await app.close();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new Error(`RBM_GUARD_API_PORT ${config.RBM_GUARD_API_PORT} on ${config.RBM_GUARD_API_HOST} is already in use: stop the other process or choose another port`, { cause: err });
+    }
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.RBM_GUARD_API_PORT;
+  const host = config.RBM_GUARD_API_HOST === '0.0.0.0' || config.RBM_GUARD_API_HOST === '::' ? '127.0.0.1' : config.RBM_GUARD_API_HOST;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (keys.keys.length === 0) options.logger.warn(`HTTP API: ${keys.source}`);
+  else options.logger.info({ url, keys: keys.keys.length, from: keys.source }, 'HTTP API listening');
+  let closing: Promise<void> | undefined;
+  return { app, port, url, keys, close: () => (closing ??= app.close()) };
+}
