@@ -337,6 +337,42 @@ describe('Temporal stopped mid-stream (private dev server)', () => {
     expect(await metric(s.webhook, 'rbm_webhook_ack_seconds_count', { status: '503' })).toBeGreaterThanOrEqual(4);
     expect((await fetch(`${s.webhook.url}/readyz`)).status).toBe(200);
   }, 120_000);
+
+  it('answers 503 to a late DELIVERED while Temporal is down; the retry after the restart records the double delivery once', async () => {
+    const s = stack as Stack;
+    const m = { messageId: randomUUID(), phone: nextPhone() };
+    const workflowId = guardWorkflowId(AGENT, m.messageId);
+    sim.registerSent({ agentId: AGENT, ...m });
+    await s.guards.track({ agentId: AGENT, ...m, staleIn: '1s', fallbackText: 'late sms', policy: { lingerMs: 300 } });
+    await outcome(s.guards, workflowId, 'FALLBACK_SENT');
+    await eventually(
+      () => s.client.workflow.getHandle(workflowId).describe(),
+      (d) => d.status.name === 'COMPLETED',
+    );
+
+    const port = (server as DevServer).port;
+    await (server as DevServer).stop();
+    server = undefined;
+    const late = signedBody(userEvent({ agentId: AGENT, phone: m.phone, eventType: 'DELIVERED', messageId: m.messageId }));
+    const post = () => fetch(`${s.webhook.url}${EVENTS_PATH}`, { method: 'POST', ...late });
+    const down = await post();
+    expect(down.status).toBe(503);
+    expect(down.headers.get('retry-after')).toBe('5');
+
+    server = await startDevServer({ dbFile: join(dir, 'temporal.db'), port });
+    const recorded = await eventually(
+      async () => {
+        const res = await post();
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      },
+      (r) => r.status === 200,
+      60_000,
+    );
+    expect(recorded.body).toMatchObject({ status: 'recorded', workflowId, outcome: 'FALLBACK_SENT', duplicate: false });
+    const again = await post();
+    expect(await again.json()).toMatchObject({ status: 'recorded', recordId: recorded.body.recordId, duplicate: true });
+    expect(sink.distinctSendsTo(m.phone)).toBe(1);
+  }, 120_000);
 });
 
 function signedBody(event: object): { headers: Record<string, string>; body: string } {
