@@ -5,7 +5,9 @@
 import { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { msToTs } from '@temporalio/common/lib/time.js';
-import type { Config } from '../config/index.ts';
+import { loadConfig, type Config } from '../config/index.ts';
+import { CliError, EXIT } from './cli/errors.ts';
+import type { CliContext } from './cli/program.ts';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
 import { tlsOptions } from './connection.ts';
 import { registerSearchAttributes } from './search-attributes.ts';
@@ -122,16 +124,39 @@ export async function setupNamespace(options: SetupOptions): Promise<SetupResult
   }
 }
 
-/** `rbm-guard setup` from config: the target, namespace and retention it names. */
+/** `rbm-guard setup` from config: the target (unset: the local server of `npm start`, as for every command), namespace and retention. */
 export function setupOptionsFromConfig(
-  config: Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_API_KEY' | 'TEMPORAL_TLS_CERT' | 'TEMPORAL_TLS_KEY' | 'TEMPORAL_NAMESPACE_RETENTION_DAYS'>,
+  config: Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPORAL_DEV_PORT' | 'TEMPORAL_NAMESPACE' | 'TEMPORAL_API_KEY' | 'TEMPORAL_TLS_CERT' | 'TEMPORAL_TLS_KEY' | 'TEMPORAL_NAMESPACE_RETENTION_DAYS'>,
 ): SetupOptions {
-  if (!config.TEMPORAL_ADDRESS) throw new SetupError('TEMPORAL_ADDRESS: setup needs the cluster to set up (the embedded dev server and the PostgreSQL engine set themselves up)');
   return {
-    address: config.TEMPORAL_ADDRESS,
+    address: config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`,
     namespace: config.TEMPORAL_NAMESPACE,
     retentionDays: config.TEMPORAL_NAMESPACE_RETENTION_DAYS,
     apiKey: config.TEMPORAL_API_KEY,
     tls: tlsOptions(config),
   };
+}
+
+export interface SetupCommandOptions {
+  namespace?: string;
+  retentionDays?: number;
+  json?: boolean;
+}
+
+/** The CLI command: config, then the flags, then one line per change (or JSON); a refusal is one line, exit 1. */
+export async function setupCommand(ctx: CliContext, opts: SetupCommandOptions): Promise<void> {
+  const options = setupOptionsFromConfig(loadConfig(ctx.io.env ?? process.env));
+  if (opts.namespace) options.namespace = opts.namespace;
+  if (opts.retentionDays) options.retentionDays = opts.retentionDays;
+  const lines: string[] = [];
+  let result: SetupResult;
+  try {
+    result = await setupNamespace({ ...options, timeoutMs: ctx.io.connectTimeoutMs ?? 15_000, log: (l) => lines.push(l) });
+  } catch (err) {
+    if (err instanceof SetupError) throw new CliError(err.message, EXIT.failed);
+    throw err;
+  }
+  if (opts.json) return ctx.io.stdout(`${JSON.stringify({ address: options.address, namespace: options.namespace, retentionDays: options.retentionDays, state: result.namespace, added: result.added, present: result.present })}\n`);
+  for (const line of lines) ctx.io.stdout(`${line}\n`);
+  ctx.io.stdout(`${options.namespace} on ${options.address} is set up: retention ${options.retentionDays} d, search attributes ${[...result.present, ...result.added].join(', ')}\n`);
 }

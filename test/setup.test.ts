@@ -8,6 +8,7 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isTemporalCloud, setupNamespace, setupOptionsFromConfig, SetupError } from '../client/setup.ts';
 import { loadConfig } from '../config/index.ts';
+import { runCli } from '../client/cli.ts';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
 import { freePort } from '../worker/dev-server.ts';
 
@@ -83,8 +84,33 @@ describe('rbm-guard setup', () => {
     const err = await setupNamespace({ address: closed, namespace: 'x', retentionDays: 1, timeoutMs: 1500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SetupError);
     expect((err as Error).message).toMatch(new RegExp(`^connecting on ${closed} failed: `));
-    expect(() => setupOptionsFromConfig(loadConfig({ RBM_GUARD_ENCRYPTION: 'off' }))).toThrow(/^TEMPORAL_ADDRESS: setup needs the cluster/);
-    const options = setupOptionsFromConfig({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NAMESPACE: 'ns', TEMPORAL_NAMESPACE_RETENTION_DAYS: 9 });
+    expect(setupOptionsFromConfig(loadConfig({ TEMPORAL_DEV_PORT: '7999' }))).toMatchObject({ address: '127.0.0.1:7999', namespace: 'default', retentionDays: 30 });
+    const options = setupOptionsFromConfig(loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_NAMESPACE: 'ns', TEMPORAL_NAMESPACE_RETENTION_DAYS: '9' }));
     expect(options).toMatchObject({ address: 'temporal:7233', namespace: 'ns', retentionDays: 9 });
+    expect(() => loadConfig({ TEMPORAL_NAMESPACE_RETENTION_DAYS: '0' })).toThrow(/TEMPORAL_NAMESPACE_RETENTION_DAYS/);
+  });
+
+  it('the CLI: `rbm-guard setup` sets up, then reports nothing to do; Temporal Cloud is one line, exit 1', async () => {
+    const namespace = `setup-cli-${randomUUID()}`;
+    const run = async (argv: string[], env: Record<string, string>) => {
+      let stdout = '';
+      let stderr = '';
+      const code = await runCli(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env });
+      return { code, stdout, stderr };
+    };
+    const env = { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, TEMPORAL_NAMESPACE_RETENTION_DAYS: '5' };
+    const first = await run(['setup', '--json'], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toEqual({ address, namespace, retentionDays: 5, state: 'created', added: names, present: [] });
+    const second = await run(['setup'], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toBe(`${namespace} on ${address} is set up: retention 5 d, search attributes ${names.join(', ')}\n`);
+    const cloud = await run(['setup'], { TEMPORAL_ADDRESS: 'my-ns.abcde.tmprl.cloud:7233', TEMPORAL_API_KEY: 'key', TEMPORAL_NAMESPACE: 'my-ns.abcde' });
+    expect(cloud.code).toBe(1);
+    expect(cloud.stdout).toBe('');
+    expect(cloud.stderr).toMatch(/^error: Temporal Cloud manages namespaces and search attributes through its console, tcld or the Cloud Ops API, not the operator API: create namespace my-ns\.abcde there/);
+    expect(cloud.stderr.trim().split('\n')).toHaveLength(1);
+    const bad = await run(['setup', '--retention-days', '0'], env);
+    expect(bad.code).toBe(2);
   });
 });

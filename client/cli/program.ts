@@ -141,6 +141,14 @@ Exit codes: 0 ok, 1 refused or partly done, 2 bad input, 3 Temporal unreachable,
     .option('--json', 'machine-readable output')
     .action(async (opts: ListOptions) => (await commands()).list(ctx, opts));
 
+  program
+    .command('setup')
+    .description('create the namespace (retention from TEMPORAL_NAMESPACE_RETENTION_DAYS) and register the search attributes; idempotent')
+    .option('--namespace <ns>', 'default: TEMPORAL_NAMESPACE')
+    .addOption(new Option('--retention-days <n>', 'default: TEMPORAL_NAMESPACE_RETENTION_DAYS (30)').argParser(positiveInt))
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { namespace?: string; retentionDays?: number; json?: boolean }) => (await import('../setup.ts')).setupCommand(ctx, opts));
+
   return program;
 }
 
