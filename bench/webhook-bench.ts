@@ -24,7 +24,7 @@ import { loadConfig } from '../config/index.ts';
 import { dataConverter, ephemeralEncryption } from '../client/codec.ts';
 import { EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
 import { startWebhookServer, type WebhookServer } from '../client/webhook/server.ts';
-import { eventSignals, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardInput } from '../workflows/contract.ts';
+import { eventSignals, GUARD_RULES, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardInput } from '../workflows/contract.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 
 export interface WebhookBenchOptions {
@@ -114,7 +114,7 @@ function directSignal(ctx: BenchContext, client: Client, round: string) {
   const { guards } = ctx.options;
   return async (i: number): Promise<boolean> => {
     const messageId = ctx.messageIds[i % guards] as string;
-    const input: GuardInput = { agentId: AGENT, messageId, orphanAfterMs: ORPHAN_AFTER_MS };
+    const input: GuardInput = { agentId: AGENT, messageId, rules: GUARD_RULES, orphanAfterMs: ORPHAN_AFTER_MS };
     // Exactly what the adapter does per event (same options, same deadline).
     await client.withDeadline(Date.now() + 5_000, () =>
       client.workflow.signalWithStart(WORKFLOW_TYPE, {

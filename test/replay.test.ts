@@ -94,3 +94,19 @@ it('an encrypted history does not replay without its key: a clear error, not gar
   // (the message reaches us through the core's debug format, quotes escaped)
   expect(otherKey.failures[0]).toMatch(/payload is encrypted with key id \\?"test-1\\?", which is not loaded \(loaded: k-other\)/);
 });
+
+// ---- today's rules ----
+// test/histories/pessimistic/ holds every path under GUARD_RULES 2 (encrypted, key test-1), recorded
+// by guard.test.ts and guard-pessimistic.test.ts; the folders above are rules 1 and must keep replaying.
+
+const pessimisticDir = new URL('./histories/pessimistic/', import.meta.url);
+const pessimisticFiles = readdirSync(pessimisticDir).filter((f) => f.endsWith('.json'));
+
+it('replays every rules-2 history: the pessimistic paths too (SENDING, ORPHANED, UNRESOLVED, 404 after a lost 200)', async () => {
+  for (const path of ['sending-never-landed', 'orphaned', 'unresolved-promotion', '404-after-lost-200', 'delivered-between-attempts']) {
+    expect(pessimisticFiles).toContain(`${path}.json`);
+  }
+  const { failures, replayed } = await replayAll(pessimisticFiles.map((f) => load(pessimisticDir, f)), dataConverter(rotatedTestCodec));
+  expect(failures).toEqual([]);
+  expect(replayed).toBe(pessimisticFiles.length);
+});

@@ -163,10 +163,20 @@ export interface TrackedMessage {
   policy: GuardPolicy;
 }
 
+/**
+ * The decision rules a new guard runs (workflows/lifecycle.ts): 2 = the pessimistic rules. Every starter
+ * (GuardClient, the webhook, other languages through the generated contract) sets it; a guard without
+ * it started before they existed and replays with rules 1. Pinned in the input rather than behind
+ * patched(): in SDK 1.24 patched() also upserts TemporalChangeVersion, a billable action on every guard.
+ */
+export const GUARD_RULES = 2;
+
 /** Workflow input. A guard started by an early webhook event knows only the ids. */
 export interface GuardInput {
   agentId: string;
   messageId: string;
+  /** GUARD_RULES for every guard started today; absent only in guards started before the pessimistic rules. */
+  rules?: typeof GUARD_RULES;
   message?: TrackedMessage;
   /** For a guard started by an event: how long to wait for the backend's track. */
   orphanAfterMs?: number;

@@ -5,7 +5,6 @@ import {
   ApplicationFailure,
   condition,
   metricMeter,
-  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -17,6 +16,7 @@ import {
   eventSignals,
   extendUpdate,
   GUARD_EVENT_TYPES,
+  GUARD_RULES,
   SA,
   statusQuery,
   trackSignal,
@@ -30,8 +30,6 @@ import { fallbackAttempt, fallbackWithSdkRetries, revoke, send } from './guard-a
 
 const nowIso = () => new Date().toISOString(); // deterministic inside a workflow
 
-/** The pessimistic rules (404 proves delivery only when nothing else explains it, one SMS attempt at a time). */
-export const PESSIMISTIC_RULES_PATCH = 'pessimistic-rules';
 
 /**
  * States whose RbmState is written (rules 2): the ones an operator filters on, and every outcome. The
@@ -41,7 +39,8 @@ export const PESSIMISTIC_RULES_PATCH = 'pessimistic-rules';
 const WRITTEN_STATES = new Set<GuardState>(['AWAITING_TRACK', 'RECHECK', 'CONFIRMING_DELIVERY']);
 
 export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
-  const rules = patched(PESSIMISTIC_RULES_PATCH) ? 2 : 1;
+  // The rules are pinned in the input (contract.ts, GUARD_RULES): the same on every replay.
+  const rules = input.rules === GUARD_RULES ? 2 : 1;
   const workflowId = workflowInfo().workflowId;
   let guard: Guard = initialGuard(workflowId, input, nowIso(), rules);
   let version = 0; // bumps on every transition, so waits wake when anything changes

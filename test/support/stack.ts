@@ -46,6 +46,8 @@ export interface StackOptions {
   address?: string;
   /** Encrypt payloads with the suite's test key (default true). */
   encryption?: boolean;
+  /** The SMS provider the worker uses: the sink's generic HTTP endpoint (default) or its Twilio API. */
+  fallback?: 'http' | 'twilio';
 }
 
 let runtimeInstalled = false;
@@ -68,8 +70,15 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
     RBM_TOKEN_URL: sim.tokenUrl,
     GOOGLE_APPLICATION_CREDENTIALS: sim.writeServiceAccountKeyFile(),
     RBM_REQUEST_TIMEOUT_MS: '500',
-    FALLBACK_PROVIDER: 'http',
-    FALLBACK_HTTP_URL: `${sink.url}/messages`,
+    ...(options.fallback === 'twilio'
+      ? {
+          FALLBACK_PROVIDER: 'twilio',
+          TWILIO_API_BASE_URL: sink.url,
+          TWILIO_ACCOUNT_SID: sink.twilio.accountSid,
+          TWILIO_AUTH_TOKEN: sink.twilio.authToken,
+          TWILIO_FROM: '+15005550006',
+        }
+      : { FALLBACK_PROVIDER: 'http', FALLBACK_HTTP_URL: `${sink.url}/messages` }),
     FALLBACK_REQUEST_TIMEOUT_MS: '1000',
     ...options.env,
   });
