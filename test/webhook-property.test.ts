@@ -179,7 +179,7 @@ describe('webhook under random input (real server, real Temporal)', () => {
     expect(count).toBe(0);
   });
 
-  it('signs arbitrary JSON objects correctly: still never a 5xx; guard events reach their guard', async () => {
+  it('signs arbitrary JSON objects correctly: acknowledged with 200 (never a 4xx Pub/Sub would retry, never a 5xx); guard events reach their guard', async () => {
     const signedTargets: string[] = [];
     const payload = fc.oneof(
       fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 }),
@@ -193,10 +193,10 @@ describe('webhook under random input (real server, real Temporal)', () => {
           'content-type': 'application/json',
           'x-goog-signature': rbmSignature(TOKEN, bytes),
         });
-        expect([200, 400, 413]).toContain(status);
+        expect([200, 413]).toContain(status);
         const answer = JSON.parse(text) as { status?: string; workflowId?: string };
         if (status === 200) {
-          expect(['signalled', 'ignored']).toContain(answer.status);
+          expect(['signalled', 'ignored', 'unroutable']).toContain(answer.status);
           if (answer.status === 'signalled') signalledTargets(answer.workflowId, signedTargets);
         }
       }),

@@ -1,5 +1,5 @@
 // The webhook adapter as a process: config, one Temporal connection, the app, listen, graceful close.
-// `npm start` (worker/main.ts) calls startWebhookServer() beside the worker; `npm run start:webhook`
+// `npm start` (service/main.ts) calls startWebhookServer() beside the worker; `npm run start:webhook`
 // runs this file alone.
 import { isEntryPoint } from '../../config/entrypoint.ts';
 import type { FastifyInstance } from 'fastify';
