@@ -167,6 +167,8 @@ async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, sign
     );
     if (match) return match.sid;
     next = parsed.data.next_page_uri ? new URL(parsed.data.next_page_uri, `${ctx.base}/`).toString() : null;
+    // Our credentials go only to the host we were configured with.
+    if (next && new URL(next).origin !== new URL(ctx.base).origin) throw fail('next_page_uri points at another host', res);
   }
   return null;
 }

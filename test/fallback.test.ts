@@ -285,6 +285,7 @@ describe('Twilio lookup against list pages the sink cannot produce (a raw HTTP s
     ['no messages array', () => ({ status: 200, body: JSON.stringify({ page: 0 }) })],
     ['an unreadable date_created', () => ({ status: 200, body: JSON.stringify({ messages: [message({ date_created: 'yesterday-ish' })] }) })],
     ['a 403', () => ({ status: 403, body: JSON.stringify({ code: 20003, message: 'Permission denied' }) })],
+    ['a next page on another host', () => ({ status: 200, body: JSON.stringify({ messages: [], next_page_uri: 'http://elsewhere.example/2010-04-01/Accounts/ACraw/Messages.json?Page=1' }) })],
     ['a list longer than the pages it reads', (url: URL) => ({ status: 200, body: JSON.stringify({ messages: [], next_page_uri: `${url.pathname}?Page=${Number(url.searchParams.get('Page') ?? 0) + 1}` }) })],
   ])('a page with %s is a lookup failure and nothing is posted', async (_what, answer) => {
     seen.length = 0;
