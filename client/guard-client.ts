@@ -10,6 +10,8 @@ import {
   cancelUpdate,
   extendUpdate,
   GUARD_RULES,
+  isOutcome,
+  WRITTEN_PENDING_STATES,
   guardWorkflowId,
   normalizeAgentId,
   OUTCOMES,
@@ -169,7 +171,9 @@ export class GuardClient {
 
 function listQuery(f: z.output<typeof listFilterSchema>): string {
   const clauses = [`WorkflowType = "${WORKFLOW_TYPE}"`];
-  if (f.state) clauses.push(`${SA.state.name} = "${f.state}"`);
+  // Transient states carry no RbmState (WRITTEN_PENDING_STATES): they are the open guards without one.
+  if (f.state && (isOutcome(f.state) || WRITTEN_PENDING_STATES.includes(f.state))) clauses.push(`${SA.state.name} = "${f.state}"`);
+  else if (f.state) clauses.push(`ExecutionStatus = "Running"`, `${SA.state.name} IS NULL`);
   if (f.outcome) clauses.push(`${SA.outcome.name} = "${f.outcome}"`);
   if (f.agentId) clauses.push(`${SA.agentId.name} = "${f.agentId}"`);
   if (f.startedBefore) clauses.push(`StartTime < "${f.startedBefore.toISOString()}"`);

@@ -88,6 +88,12 @@ export type PendingState = (typeof PENDING_STATES)[number];
 export type Outcome = (typeof OUTCOMES)[number];
 export type GuardState = PendingState | Outcome;
 
+/**
+ * The pending states whose RbmState the guard writes (rules 2): the ones an operator acts on. Every
+ * outcome is written too. A guard in any other pending state carries no RbmState until it leaves it.
+ */
+export const WRITTEN_PENDING_STATES: readonly PendingState[] = ['AWAITING_TRACK', 'RECHECK', 'CONFIRMING_DELIVERY'];
+
 export function isOutcome(state: GuardState): state is Outcome {
   return (OUTCOMES as readonly string[]).includes(state);
 }

@@ -17,6 +17,7 @@ import {
   extendUpdate,
   GUARD_EVENT_TYPES,
   GUARD_RULES,
+  WRITTEN_PENDING_STATES,
   SA,
   statusQuery,
   trackSignal,
@@ -32,11 +33,11 @@ const nowIso = () => new Date().toISOString(); // deterministic inside a workflo
 
 
 /**
- * States whose RbmState is written (rules 2): the ones an operator filters on, and every outcome. The
- * transient ones (SENDING, AWAITING_DELIVERY, REVOKING, FALLBACK) are written only when the attribute
- * already holds a value, so that it never names a state the guard has left.
+ * RbmState is written for WRITTEN_PENDING_STATES and every outcome (rules 2). The transient states
+ * (SENDING, AWAITING_DELIVERY, REVOKING, FALLBACK) are written only when the attribute already holds
+ * a value, so that it never names a state the guard has left.
  */
-const WRITTEN_STATES = new Set<GuardState>(['AWAITING_TRACK', 'RECHECK', 'CONFIRMING_DELIVERY']);
+const WRITTEN_STATES = new Set<GuardState>(WRITTEN_PENDING_STATES);
 
 export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   // The rules are pinned in the input (contract.ts, GUARD_RULES): the same on every replay.
