@@ -22,16 +22,14 @@ export type FallbackErrorType = (typeof ERROR_TYPES)['fallbackPermanent' | 'fall
 /** A classified provider failure. Its message never holds the phone number or the text. */
 export class FallbackError extends Error {
   override readonly name = 'FallbackError';
+  readonly type: FallbackErrorType;
   readonly status?: number;
   readonly retryAfterSeconds?: number;
   /** The request may have reached the provider; for a failed lookup, the earlier attempt may have gone out. */
   readonly maybeSent: boolean;
-  constructor(
-    readonly type: FallbackErrorType,
-    message: string,
-    fields: { status?: number; retryAfterSeconds?: number; maybeSent: boolean },
-  ) {
+  constructor(type: FallbackErrorType, message: string, fields: { status?: number; retryAfterSeconds?: number; maybeSent: boolean }) {
     super(message);
+    this.type = type;
     this.status = fields.status;
     this.retryAfterSeconds = fields.retryAfterSeconds;
     this.maybeSent = fields.maybeSent;

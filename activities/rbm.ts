@@ -16,14 +16,15 @@ export type RbmErrorType = (typeof ERROR_TYPES)['rbmConfig' | 'rbmRetryable' | '
 /** A classified RBM failure. Its message never holds a phone number, message text or token. */
 export class RbmError extends Error {
   override readonly name = 'RbmError';
-  constructor(
-    readonly type: RbmErrorType,
-    message: string,
-    readonly status?: number,
-    /** From Retry-After, when the server sent one. */
-    readonly retryAfterSeconds?: number,
-  ) {
+  readonly type: RbmErrorType;
+  readonly status?: number;
+  /** From Retry-After, when the server sent one. */
+  readonly retryAfterSeconds?: number;
+  constructor(type: RbmErrorType, message: string, status?: number, retryAfterSeconds?: number) {
     super(message);
+    this.type = type;
+    this.status = status;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
   get retryable(): boolean {
     return this.type === ERROR_TYPES.rbmRetryable;

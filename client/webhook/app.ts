@@ -51,12 +51,12 @@ export function rbmSignature(clientToken: string, data: Buffer): string {
 
 /** A 4xx answer: the request can never succeed as sent. */
 class BadRequest extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-  ) {
+  readonly statusCode: number;
+  readonly code: string;
+  constructor(statusCode: number, code: string, message: string) {
     super(message);
+    this.statusCode = statusCode;
+    this.code = code;
   }
 }
 
