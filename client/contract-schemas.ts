@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import {
   FALLBACK_CHANNELS,
+  GUARD_RULES,
   MESSAGE_TRAFFIC_TYPES,
   ON_UNKNOWN,
   OUTCOMES,
@@ -48,6 +49,7 @@ export const trackedMessageSchema = z.object({
 export const guardInputSchema = z.object({
   agentId: z.string().min(1),
   messageId: z.string().min(1),
+  rules: z.literal(GUARD_RULES).optional(),
   message: trackedMessageSchema.optional(),
   orphanAfterMs: z.number().int().min(0).optional(),
 });
@@ -70,7 +72,8 @@ export const extendRequestSchema = z.object({ staleAt: dateTime });
 export const rbmEventSignalSchema = z.object({ eventId: z.string(), sendTime: z.string().optional() });
 
 // ---- the schemas infer exactly the contract's types (checked by tsc, nothing at run time) ----
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+// Mutual assignability misses an optional field on one side only, so the keys must match too.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? ([keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false) : false) : false;
 const same = <T extends true>(): T => true as T;
 void [
   same<Same<z.infer<typeof guardPolicySchema>, GuardPolicy>>(),

@@ -17,12 +17,13 @@ export type Problem = z.infer<typeof problemSchema>;
 
 /** An error the API answers as a problem, with headers (Retry-After) where it needs them. */
 export class ProblemError extends Error {
-  constructor(
-    readonly problem: Problem,
-    readonly headers: Record<string, string> = {},
-  ) {
+  readonly problem: Problem;
+  readonly headers: Record<string, string>;
+  constructor(problem: Problem, headers: Record<string, string> = {}) {
     super(problem.detail ?? problem.title);
     this.name = 'ProblemError';
+    this.problem = problem;
+    this.headers = headers;
   }
 }
 
