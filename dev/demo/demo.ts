@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { keyRingEnv } from '../../client/codec.ts';
+import { markdownTable as table } from '../../client/cli/render.ts';
 import type { GuardStatus, Outcome } from '../../workflows/contract.ts';
 import { startLocalStack } from '../stack/local-stack.ts';
 import { demoBatch } from './batch.ts';
@@ -145,12 +146,6 @@ const stop = async () => {
 };
 process.once('SIGINT', () => void stop());
 process.once('SIGTERM', () => void stop());
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
-  return [line(rows[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.slice(1).map(line)].join('\n');
-}
 
 function fail(message: string): never {
   console.error(message);
