@@ -4,12 +4,12 @@
 // field added there and not here (or the other way round) fails the type check.
 import { z } from 'zod';
 import {
+  ALL_STATES,
   FALLBACK_CHANNELS,
   GUARD_RULES,
   MESSAGE_TRAFFIC_TYPES,
   ON_UNKNOWN,
   OUTCOMES,
-  PENDING_STATES,
   type CancelRequest,
   type ExtendRequest,
   type GuardInput,
@@ -21,7 +21,7 @@ import {
 } from '../workflows/contract.ts';
 
 const dateTime = z.string().meta({ format: 'date-time' });
-export const guardStateSchema = z.enum([...PENDING_STATES, ...OUTCOMES]);
+export const guardStateSchema = z.enum(ALL_STATES);
 export const outcomeSchema = z.enum(OUTCOMES);
 
 export const guardPolicySchema = z.object({

@@ -15,6 +15,8 @@ import {
   type TrackedMessage,
 } from '../workflows/contract.ts';
 
+/** A sentAt this far ahead of our clock is still accepted: the backend's clock may run ahead. */
+export const SENT_AT_SKEW_MS = 60_000;
 /** 10 concatenated GSM-7 segments; longer texts are refused rather than silently cut. */
 export const MAX_FALLBACK_TEXT = 1530;
 /** RBM's own limit for a text message. */
@@ -166,7 +168,7 @@ function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | un
   const fail = (field: string, message: string) => new ValidationError([{ field, message }]);
   const sentAt = sentAtInput === undefined ? undefined : toDate(sentAtInput);
   if (sentAt && Number.isNaN(sentAt.getTime())) throw fail('sentAt', `not an ISO-8601 date-time with a zone: ${String(sentAtInput)}`);
-  if (sentAt && sentAt.getTime() > now.getTime() + 60_000) throw fail('sentAt', `${sentAt.toISOString()} is in the future`);
+  if (sentAt && sentAt.getTime() > now.getTime() + SENT_AT_SKEW_MS) throw fail('sentAt', `${sentAt.toISOString()} is in the future`);
   if (staleAt !== undefined && staleIn !== undefined) throw fail('staleAt', 'give staleAt or staleIn, not both');
   if (staleAt === undefined && staleIn === undefined) throw fail('staleAt', 'required (or staleIn)');
   const from = sentAt ?? now;

@@ -17,19 +17,21 @@ import {
   cancelUpdate,
   GUARD_EVENT_TYPES,
   GUARD_RULES,
+  ISO_DATE_TIME,
   LATE_DELIVERY_WORKFLOW_TYPE,
   MAX_MESSAGE_LIFETIME_MS,
   MESSAGE_ID,
   MESSAGE_TRAFFIC_TYPES,
   OUTCOMES,
   PENDING_STATES,
+  revokeRoundBudgetMs,
   SEARCH_ATTRIBUTE_KEYS,
   SMS_OUTCOMES,
   statusQuery,
   trackSignal,
   WORKFLOW_TYPE,
 } from '../workflows/contract.ts';
-import { defaultPolicy, DURATION, E164_PATTERN, MAX_FALLBACK_TEXT, MAX_RBM_TEXT, trackRequestSchema, UNIT_MS } from '../client/track-input.ts';
+import { defaultPolicy, DURATION, SENT_AT_SKEW_MS, E164_PATTERN, MAX_FALLBACK_TEXT, MAX_RBM_TEXT, trackRequestSchema, UNIT_MS } from '../client/track-input.ts';
 import {
   cancelRequestSchema,
   extendRequestSchema,
@@ -72,8 +74,16 @@ export function buildContract(): Record<string, unknown> {
     messageId: { pattern: MESSAGE_ID.pattern.source, maxLength: MESSAGE_ID.maxLength, rule: MESSAGE_ID.rule, trim: true },
     phone: { pattern: E164_PATTERN.source, rule: 'E.164, e.g. +14155550100' },
     duration: { pattern: DURATION.source, unitMs: UNIT_MS, numbersAreMilliseconds: true },
-    dateTime: { rule: 'ISO-8601 date-time with a zone (Z or ±hh:mm); stored as toISOString(): UTC with milliseconds' },
-    limits: { maxMessageLifetimeMs: MAX_MESSAGE_LIFETIME_MS, maxFallbackText: MAX_FALLBACK_TEXT, maxRbmText: MAX_RBM_TEXT },
+    dateTime: { pattern: ISO_DATE_TIME.source, caseInsensitive: true, rule: 'ISO-8601 date-time with a zone (Z or ±hh:mm); stored as toISOString(): UTC with milliseconds' },
+    limits: {
+      maxMessageLifetimeMs: MAX_MESSAGE_LIFETIME_MS,
+      maxFallbackText: MAX_FALLBACK_TEXT,
+      maxRbmText: MAX_RBM_TEXT,
+      /** A sentAt up to this far ahead of the client's clock is accepted (clock skew). */
+      sentAtSkewMs: SENT_AT_SKEW_MS,
+    },
+    /** A message the guard sends itself (sendText) expires on the platform at staleAt + revokeAttempts × this. */
+    sendExpiryPerRevokeAttemptMs: revokeRoundBudgetMs({ revokeAttempts: 1 }),
     trafficTypes: MESSAGE_TRAFFIC_TYPES,
     defaultTrafficType: 'TRANSACTION',
     policyDefaults: Object.fromEntries(MESSAGE_TRAFFIC_TYPES.map((t) => [t, defaultPolicy(t)])),

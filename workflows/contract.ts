@@ -48,8 +48,10 @@ export function parseGuardWorkflowId(id: string): { agentId: string; messageId: 
 }
 
 /** Full ISO-8601 date-times with a zone only: "tomorrow" or a bare date is ambiguous for a deadline. */
+/** The date-times every client accepts (exported to the generated contract): a zone is required. */
+export const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
 export function parseIsoDateTime(text: string): Date | undefined {
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(text)) return undefined;
+  if (!ISO_DATE_TIME.test(text)) return undefined;
   const at = new Date(text);
   return Number.isNaN(at.getTime()) ? undefined : at;
 }
