@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { envSchema } from '../config/index.ts';
-import { SA } from '../workflows/contract.ts';
 
 interface ComposeService {
   image?: string;
@@ -47,7 +46,8 @@ const commandText = (s: ComposeService) => [s.entrypoint ?? [], s.command ?? []]
 
 describe('docker-compose.yml', () => {
   it('builds our worker, webhook and codec server from the Dockerfile, each one part of service/main.ts', () => {
-    expect(ours.map(([name]) => name).sort()).toEqual(['codec', 'webhook', 'worker']);
+    expect(ours.map(([name]) => name).sort()).toEqual(['codec', 'temporal-setup', 'webhook', 'worker']);
+    expect(services['temporal-setup']?.command).toEqual(['node', '--import', 'tsx', 'client/cli.ts', 'setup']);
     for (const part of ['worker', 'webhook', 'codec']) {
       expect(services[part]?.command).toEqual(['node', '--import', 'tsx', 'service/main.ts', '--only', part]);
     }
@@ -64,28 +64,15 @@ describe('docker-compose.yml', () => {
     expect(files.filter((f) => f !== '.env')).toEqual([]);
   });
 
-  it('creates exactly contract.ts’s search attributes, one per call, in the namespace our services use', () => {
-    const typeName: Record<string, string> = { KEYWORD: 'Keyword', DATETIME: 'Datetime', TEXT: 'Text', INT: 'Int', BOOL: 'Bool', DOUBLE: 'Double' };
-    const calls = Object.values(services)
-      .flatMap((s) => commandText(s).split('\n'))
-      .filter((line) => /temporal operator search-attribute create\b/.test(line));
-    const created = calls.map((line) => ({
-      names: [...line.matchAll(/--name[ =](\S+)/g)].map((m) => m[1]),
-      type: /--type[ =](\S+)/.exec(line)?.[1],
-      namespace: /--namespace[ =](\S+)/.exec(line)?.[1],
-    }));
-    // `temporal operator search-attribute create` takes several --name flags but registers only the first.
-    expect(created.filter((c) => c.names.length !== 1)).toEqual([]);
-    const byName = (a: { name?: string }, b: { name?: string }) => (a.name ?? '').localeCompare(b.name ?? '');
-    expect(created.map((c) => ({ name: c.names[0], type: c.type })).sort(byName)).toEqual(
-      Object.values(SA).map((key) => ({ name: key.name, type: typeName[key.type] })).sort(byName),
-    );
+  it('sets the namespace up with `rbm-guard setup` (contract.ts’s search attributes, client/setup.ts), in the namespace our services use', () => {
+    const setup = environmentOf(services['temporal-setup'] ?? {});
     const namespaces = new Set(ours.map(([, s]) => environmentOf(s).TEMPORAL_NAMESPACE ?? 'default'));
-    expect(new Set(created.map((c) => c.namespace))).toEqual(namespaces);
+    expect(namespaces).toEqual(new Set([setup.TEMPORAL_NAMESPACE ?? 'default']));
+    expect(setup.TEMPORAL_ADDRESS).toBe('temporal:7233');
   });
 
   it('starts the worker and the webhook only once the search attributes exist', () => {
-    const setup = Object.entries(services).find(([, s]) => commandText(s).includes('search-attribute create'))?.[0];
+    const setup = Object.entries(services).find(([, s]) => commandText(s).includes('client/cli.ts setup'))?.[0];
     expect(setup).toBeDefined();
     for (const name of ['worker', 'webhook']) {
       expect(services[name]?.depends_on, name).toMatchObject({ [setup ?? '']: { condition: 'service_completed_successfully' } });
@@ -125,7 +112,7 @@ describe('docker-compose.yml', () => {
     const codec = environmentOf(services.codec ?? {});
     const ui = environmentOf(services['temporal-ui'] ?? {});
     expect(ui.TEMPORAL_CODEC_ENDPOINT).toMatch(new RegExp(`^http://localhost:${codec.RBM_GUARD_CODEC_PORT}/\\$\\{RBM_GUARD_CODEC_TOKEN`));
-    const uiPort = services['temporal-ui']?.ports?.map(String).find((p) => p.endsWith(':8080'))?.split(':')[0];
+    const uiPort = services['temporal-ui']?.ports?.map(String).find((p) => p.endsWith(':8080'))?.split(':').at(-2);
     expect(codec.RBM_GUARD_CODEC_ORIGINS?.split(',')).toContain(`http://localhost:${uiPort}`);
   });
 });

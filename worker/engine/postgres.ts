@@ -50,6 +50,9 @@ export async function ensureTemporalServer(log: (line: string) => void = (l) => 
   return dir;
 }
 
+/** Per database, in order: what compose's temporal-schema job runs too (test/compose-engine.test.ts). */
+export const SCHEMA_STEPS = [['create'], ['setup-schema', '-v', '0.0'], ['update-schema', '-d', '<schema>/postgresql/v12/<db>/versioned']] as const;
+
 /** Creates both databases and brings their schemas to this release's version, as compose's temporal-schema job does. */
 export function migrateSchemas(tools: string, db: Pick<PostgresCluster, 'host' | 'port' | 'user' | 'password'>): void {
   const tool = join(tools, 'temporal-sql-tool');
@@ -57,10 +60,11 @@ export function migrateSchemas(tools: string, db: Pick<PostgresCluster, 'host' |
   const env = { ...process.env, SQL_PASSWORD: db.password };
   for (const [dbName, schema] of [['temporal', 'temporal'], ['temporal_visibility', 'visibility']] as const) {
     const sql = (...args: string[]) => spawnSync(tool, [...base, '--db', dbName, ...args], { env, encoding: 'utf8' });
-    const created = sql('create');
+    const created = sql(...SCHEMA_STEPS[0]);
     const createText = `${created.stdout}${created.stderr}`;
     if (created.status !== 0 && !/already exists/.test(createText)) throw new EngineError(`creating database ${dbName} failed: ${lastLine(createText)}`);
-    for (const args of [['setup-schema', '-v', '0.0'], ['update-schema', '-d', join(tools, 'schema-postgresql', 'v12', schema, 'versioned')]]) {
+    for (const step of SCHEMA_STEPS.slice(1)) {
+      const args = step.map((a) => a.replace('<schema>/postgresql', join(tools, 'schema-postgresql')).replace('<db>', schema));
       const r = sql(...args);
       if (r.status !== 0) {
         const text = `${r.stdout}${r.stderr}`;
@@ -70,7 +74,7 @@ export function migrateSchemas(tools: string, db: Pick<PostgresCluster, 'host' |
   }
 }
 
-const SERVICE_PORTS = [
+export const SERVICE_PORTS = [
   'TEMPORAL_FRONTEND_HTTP_PORT',
   'TEMPORAL_FRONTEND_MEMBERSHIP_PORT',
   'TEMPORAL_HISTORY_PORT',
@@ -124,7 +128,7 @@ export async function startPostgresEngine(options: PostgresEngineOptions): Promi
       TEMPORAL_DB_PORT: String(postgres.port),
       TEMPORAL_DB_USER: postgres.user,
       TEMPORAL_DB_PASSWORD: postgres.password,
-      TEMPORAL_BIND_IP: '127.0.0.1',
+      BIND_ON_IP: '127.0.0.1',
       TEMPORAL_BROADCAST_ADDRESS: '127.0.0.1',
       TEMPORAL_FRONTEND_PORT: String(port),
       TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
