@@ -259,20 +259,23 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
   // ---- scenario 6 ----
   const histRows: string[][] = [];
   const events = (f?: HistoryFigures[]) => (f?.length ? f.map((x) => x.events) : []);
+  const actions = (f?: HistoryFigures[]) => (f?.length ? f.map((x) => x.actions) : []);
   for (const kind of ['floor-signal', 'delivered', 'floor-activities', 'revoke'] as const) {
     const c = events(h[kind]?.canonical);
     const l = events(h[kind]?.loaded);
     if (!c.length) continue;
-    histRows.push([NAMES[kind], fmt(mode(c)), `${fmt(Math.min(...c))}–${fmt(Math.max(...c))}`, l.length ? `${fmt(Math.min(...l))}–${fmt(Math.max(...l))}` : '—']);
+    const a = actions(h[kind]?.canonical);
+    histRows.push([NAMES[kind], fmt(mode(a)), fmt(mode(c)), `${fmt(Math.min(...c))}–${fmt(Math.max(...c))}`, l.length ? `${fmt(Math.min(...l))}–${fmt(Math.max(...l))}` : '—']);
   }
   if (histRows.length) {
     const d = mode(events(h.delivered?.canonical)) - mode(events(h['floor-signal']?.canonical));
     const r = mode(events(h.revoke?.canonical)) - mode(events(h['floor-activities']?.canonical));
     both(
       'Scenario 6: history events per message (real histories)',
-      table(['workflow', 'events (typical)', 'range at 4 in flight', `range at ${meta.concurrency} in flight`], histRows),
+      table(['workflow', 'actions (typical)', 'events (typical)', 'range at 4 in flight', `range at ${meta.concurrency} in flight`], histRows),
       `Guard − floor: delivered path ${Number.isFinite(d) ? (d >= 0 ? '+' : '') + d : '—'}, revoke path ${Number.isFinite(r) ? (r >= 0 ? '+' : '') + r : '—'}. ` +
-        'Under load a signal can arrive before the first workflow task, so both the floor and the guard skip their timer: the lower end of the range.',
+        'Under load a signal can arrive before the first workflow task, so both the floor and the guard skip their timer: the lower end of the range. ' +
+        'Actions are counted as Temporal Cloud bills them (bench/lib/history.ts, billableActions: workflow started, signal, timer started, each activity attempt, search-attribute upsert, update).',
     );
     md.push(
       '<details><summary>Event sequences (first history of each, at 4 in flight)</summary>\n\n' +

@@ -9,7 +9,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter, WorkflowIdReusePolicy } from '@temporalio/common';
 import { loadConfig, type Config } from '../config/index.ts';
-import { eventSignals, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardInput, type RbmEventSignal } from '../workflows/contract.ts';
+import { eventSignals, GUARD_RULES, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardInput, type RbmEventSignal } from '../workflows/contract.ts';
 import { buildWebhookApp, EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
 import { normalizeAgentId } from '../workflows/contract.ts';
 import { startWebhookServer, WebhookStartError, type WebhookServer } from '../client/webhook/server.ts';
@@ -415,7 +415,7 @@ describe('signed events over a real port', () => {
 
     const signals = await signalsOf(client, workflowId);
     expect(signals).toEqual([['DELIVERED', { eventId, sendTime: expect.any(String) }]]);
-    expect(await startInput(client, workflowId)).toEqual({ agentId, messageId, orphanAfterMs: 600_000 });
+    expect(await startInput(client, workflowId)).toEqual({ agentId, messageId, rules: GUARD_RULES, orphanAfterMs: 600_000 });
     const description = await client.workflow.getHandle(workflowId).describe();
     expect(description.type).toBe(WORKFLOW_TYPE);
     expect(description.taskQueue).toBe(config.TEMPORAL_TASK_QUEUE);

@@ -11,9 +11,36 @@ type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 export const LEGS = ['timer-late', 'wft-queue', 'wft-run', 'activity-queue', 'activity-run', 'other'] as const;
 export type Leg = (typeof LEGS)[number];
 
+/**
+ * Billable Temporal Cloud actions, counted from a history as Temporal Cloud's "Actions" page lists
+ * them: a workflow started, a signal, a timer started, each activity attempt (a retry is an attempt),
+ * a search-attribute upsert, an update. (Queries bill too but leave no history event; markers and
+ * workflow tasks are not actions.) https://docs.temporal.io/cloud/actions
+ */
+export function billableActions(events: HistoryEvent[]): number {
+  let n = 0;
+  for (const e of events) {
+    switch (e.eventType) {
+      case ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+      case ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+      case ET.EVENT_TYPE_TIMER_STARTED:
+      case ET.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+      case ET.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        n += 1;
+        break;
+      case ET.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+        n += e.activityTaskStartedEventAttributes?.attempt ?? 1; // the started event carries the last attempt
+        break;
+    }
+  }
+  return n;
+}
+
 export interface HistoryFigures {
   workflowId: string;
   events: number;
+  /** billableActions(): what this message costs in Temporal Cloud actions. */
+  actions: number;
   /** Event type names in order (short form, e.g. TIMER_STARTED). */
   types: string[];
   /**
@@ -43,7 +70,7 @@ function legOf(prev: HistoryEvent, e: HistoryEvent): Leg {
 }
 
 export function historyFigures(workflowId: string, events: HistoryEvent[], deadlineMs?: number): HistoryFigures {
-  const figures: HistoryFigures = { workflowId, events: events.length, types: events.map(shortName) };
+  const figures: HistoryFigures = { workflowId, events: events.length, actions: billableActions(events), types: events.map(shortName) };
   if (deadlineMs === undefined) return figures;
   const lastActivityDone = events.map((e) => e.eventType).lastIndexOf(ET.EVENT_TYPE_ACTIVITY_TASK_COMPLETED);
   if (lastActivityDone < 0) return figures;

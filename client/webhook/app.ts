@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { clientTokens, ConfigError, type Config } from '../../config/index.ts';
 import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts';
-import { eventSignals, guardWorkflowId, normalizeAgentId, WORKFLOW_TYPE, type GuardInput } from '../../workflows/contract.ts';
+import { eventSignals, GUARD_RULES, guardWorkflowId, normalizeAgentId, WORKFLOW_TYPE, type GuardInput } from '../../workflows/contract.ts';
 import { causeOf, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../temporal-errors.ts';
 import { guardStartOptions } from '../start-options.ts';
 import { classifyEvent, routeRequest, webhookTypeOf, type Classified } from './classify.ts';
@@ -233,6 +233,7 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     const input: GuardInput = {
       agentId: event.agentId,
       messageId: event.messageId,
+      rules: GUARD_RULES,
       orphanAfterMs: config.WEBHOOK_ORPHAN_AFTER_MS,
     };
     const deadline = () => Date.now() + signalTimeoutMs;
