@@ -26,7 +26,7 @@ export default tseslint.config(
               group: ['fs', 'path', 'crypto', 'http', 'https', 'net', 'os', 'child_process', 'events', 'stream', 'url', 'util'],
               message: 'Workflows are deterministic: no Node built-ins.',
             },
-            { group: ['**/activities/*', '**/client/*', '**/worker/*', '**/config/*'], message: 'Workflows import only contract types.' },
+            { group: ['**/activities/*', '**/client/*', '**/worker/*', '**/service/*', '**/config/*'], message: 'Workflows import only contract types.' },
           ],
         },
       ],
