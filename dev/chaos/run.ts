@@ -15,6 +15,7 @@ import {
   MAX_REVOKE_BACKOFF_MS,
   type GuardPolicy,
 } from '../../workflows/contract.ts';
+import { retryDelayMs } from '../../workflows/guard-state.ts';
 import { freePort } from '../../worker/dev-server.ts';
 import type { RandomFaults } from '../sim/rbm-simulator.ts';
 import type { SmsProvider, SmsRandomFaults } from '../sim/sms-sink.ts';
@@ -96,9 +97,11 @@ export function guardBoundMs(policy: Omit<GuardPolicy, 'onUnknown'>, workerKills
   };
   const revokeRound = policy.revokeAttempts * (RBM_REQUEST_TIMEOUT_MS + 1_000) + backoff(policy.revokeAttempts, MAX_REVOKE_BACKOFF_MS);
   const revoke = policy.maxRevokeRounds * (revokeRound + policy.graceMs);
-  // Each SMS attempt may first look up an earlier one (Twilio): two requests, and a Retry-After up to its cap.
+  // Each SMS attempt may first look up an earlier one (Twilio): two requests; between attempts the
+  // guard's own delay, a Retry-After up to its cap.
   const fallbackAttempt = 2 * FALLBACK_REQUEST_TIMEOUT_MS + 1_000;
-  const fallback = policy.fallbackAttempts * fallbackAttempt + Math.max(backoff(policy.fallbackAttempts, 60_000), (policy.fallbackAttempts - 1) * MAX_RETRY_AFTER_MS);
+  let fallback = policy.fallbackAttempts * fallbackAttempt;
+  for (let attempt = 1; attempt < policy.fallbackAttempts; attempt++) fallback += retryDelayMs(attempt, MAX_RETRY_AFTER_MS);
   // An activity lost to a worker crash costs its startToClose timeout, at most one per kill; plus the
   // outages and restarts, plus slack for a loaded machine.
   return revoke + fallback + policy.lingerMs + workerKills * ACTIVITY_START_TO_CLOSE_MS + processFaultsDownMs + 30_000;
