@@ -1,0 +1,72 @@
+"""Cross-language: driven by test/cross-language.test.ts, which runs the TypeScript worker against the
+RBM simulator and the SMS sink and passes what to do in RBM_GUARD_XLANG_* variables. Skipped when run
+alone (the unit suites need no server)."""
+import asyncio
+import json
+import os
+import time
+
+import pytest
+
+from rbm_guard import GuardClient, connect
+
+ENV = os.environ
+needs_stack = pytest.mark.skipif("RBM_GUARD_XLANG_ADDRESS" not in ENV, reason="run by test/cross-language.test.ts")
+POLICY = {"graceMs": 1500, "lingerMs": 2500, "revokeAttempts": 2, "maxRevokeRounds": 2, "fallbackAttempts": 4}
+
+
+async def guards() -> GuardClient:
+    client = await connect(ENV["RBM_GUARD_XLANG_ADDRESS"], ENV["RBM_GUARD_XLANG_KEYS"])
+    return GuardClient(client, ENV["RBM_GUARD_XLANG_TASK_QUEUE"])
+
+
+async def until_outcome(g: GuardClient, workflow_id: str, timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = await g.status(workflow_id)
+        if status["outcome"] or time.monotonic() > deadline:
+            return status
+        await asyncio.sleep(0.2)
+
+
+@needs_stack
+@pytest.mark.skipif("RBM_GUARD_XLANG_MESSAGE_ID" not in ENV, reason="this run reads only")
+def test_python_tracks_the_typescript_worker_revokes_and_sends():
+    async def run():
+        g = await guards()
+        result = await g.track(
+            agent_id=ENV["RBM_GUARD_XLANG_AGENT_ID"],
+            message_id=ENV["RBM_GUARD_XLANG_MESSAGE_ID"],
+            phone=ENV["RBM_GUARD_XLANG_PHONE"],
+            stale_in="1s",
+            fallback_text=ENV["RBM_GUARD_XLANG_TEXT"],
+            traffic_type="AUTHENTICATION",
+            policy=POLICY,
+        )
+        assert result.created
+        again = await g.track(agentId=ENV["RBM_GUARD_XLANG_AGENT_ID"], messageId=ENV["RBM_GUARD_XLANG_MESSAGE_ID"], phone=ENV["RBM_GUARD_XLANG_PHONE"], staleIn="1s")
+        assert not again.created and again.run_id == result.run_id
+        status = await until_outcome(g, result.workflow_id)
+        assert status["outcome"] == "FALLBACK_SENT", status
+        states = [t["state"] for t in status["timeline"]]
+        assert states[0] == "AWAITING_DELIVERY" and "REVOKING" in states and states[-1] == "FALLBACK_SENT", states
+        print("XLANG " + json.dumps({"workflowId": result.workflow_id, "outcome": status["outcome"], "states": states}))
+
+    asyncio.run(run())
+
+
+@needs_stack
+@pytest.mark.skipif("RBM_GUARD_XLANG_READ_ID" not in ENV, reason="this run tracks only")
+def test_python_reads_what_typescript_wrote():
+    async def run():
+        g = await guards()
+        workflow_id = ENV["RBM_GUARD_XLANG_READ_ID"]
+        status = await g.status(workflow_id)
+        assert status["workflowId"] == workflow_id
+        assert status["outcome"] == ENV["RBM_GUARD_XLANG_EXPECT_OUTCOME"], status
+        assert [t["state"] for t in status["timeline"]][-1] == status["outcome"]
+        listed = await g.list(agent_id=status["agentId"], outcome=status["outcome"], limit=1000)
+        assert workflow_id in [s["workflowId"] for s in listed]
+        print("XLANG " + json.dumps({"workflowId": workflow_id, "outcome": status["outcome"]}))
+
+    asyncio.run(run())
