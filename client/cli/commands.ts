@@ -156,9 +156,10 @@ async function statusWithin(session: Session, guards: GuardClient, workflowId: s
     const code = grpcCause(err)?.code;
     if (code !== GRPC.DEADLINE_EXCEEDED && code !== GRPC.CANCELLED) throw err;
     const info = await connection.withDeadline(Date.now() + timeoutMs, () => client.workflow.getHandle(workflowId).describe());
-    const state = info.typedSearchAttributes.get(SA.state) ?? 'unknown';
+    const state = info.typedSearchAttributes.get(SA.state);
+    const written = state ? `${SA.state.name}=${state}` : `no ${SA.state.name} written: awaiting delivery, or between two steps`;
     throw new CliError(
-      `${workflowId} is ${info.status.name.toLowerCase()} (${SA.state.name}=${state}) but no worker answered its status query within ${timeoutMs / 1000}s — is a worker polling task queue ${info.taskQueue}?`,
+      `${workflowId} is ${info.status.name.toLowerCase()} (${written}) but no worker answered its status query within ${timeoutMs / 1000}s — is a worker polling task queue ${info.taskQueue}?`,
       EXIT.failed,
     );
   }
