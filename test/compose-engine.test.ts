@@ -2,7 +2,7 @@
 // same server config file (config/temporal/server.yaml, mounted into the image) whose storage and
 // server settings are literal — variables carry only where, who and which ports — the same dynamic
 // config, and the same schema steps. And the compose stack faces the world through the webhook only.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { pinnedVersions, SCHEMA_STEPS, SERVICE_PORTS } from '../worker/engine/postgres.ts';
@@ -71,6 +71,14 @@ describe('compose hardening', () => {
     expect(published.length).toBeGreaterThan(1);
     const open = published.filter(({ p }) => !p.startsWith('127.0.0.1:'));
     expect(open.map((o) => o.name)).toEqual(['webhook']);
+  });
+
+  it('mounts only repo files that exist (server config, alert rules, dashboard)', () => {
+    const raw = parse(read('docker-compose.yml')) as { services: Record<string, { volumes?: string[] }> };
+    const mounts = Object.values(raw.services).flatMap((s) => (s.volumes ?? []).map(String)).filter((v) => v.startsWith('./')).map((v) => v.split(':')[0]!);
+    expect(mounts).toEqual(expect.arrayContaining(['./ops/prometheus/rbm-guard-rules.yml', './ops/grafana/rbm-guard-dashboard.json']));
+    expect(mounts.filter((m) => !existsSync(new URL(m, root)))).toEqual([]);
+    expect(Object.values(compose.configs).map((c) => c.file).filter((f) => f && !existsSync(new URL(f, root)))).toEqual([]);
   });
 
   it('keeps the codec token off every command line (environment only)', () => {
