@@ -281,14 +281,16 @@ function sendFailure(label: string, res: ExchangeResult, input: FallbackInput, s
   const status = res.status;
   // 408 and 429 are the provider asking us to come back before it took the message; any other 4xx
   // refuses the message itself, and a redirect means the URL is wrong (re-POSTing a send elsewhere
-  // is not ours to decide). A 5xx may come after the message was created: maybe sent.
+  // is not ours to decide). 503 is the provider refusing to take work (down, overloaded): not sent,
+  // so an outage ends FALLBACK_FAILED, which operators alert on. Any other 5xx (500, 502, 504) may
+  // come after the message was created: maybe sent.
   if (status < 500 && status !== 408 && status !== 429) {
     return new FallbackError(ERROR_TYPES.fallbackPermanent, message, { status, maybeSent: false });
   }
   return new FallbackError(ERROR_TYPES.fallbackRetryable, message, {
     status,
     retryAfterSeconds: retryAfterSeconds(res.headers.get('retry-after')),
-    maybeSent: status >= 500,
+    maybeSent: status >= 500 && status !== 503,
   });
 }
 

@@ -89,9 +89,9 @@ describe('both providers: one attempt, classified', () => {
     expect(() => createFallbackChannel({ ...config, FALLBACK_PROVIDER: 'twilio' })).toThrow(/TWILIO_ACCOUNT_SID/);
   });
 
-  it.each(['http', 'twilio'] as const)('%s: 400 is permanent and surely not sent; 503 maybe sent; 429 and a refused connection not', async (which) => {
+  it.each(['http', 'twilio'] as const)('%s: 400 is permanent and surely not sent; 500 maybe sent; 503, 429 and a refused connection not', async (which) => {
     const channel = which === 'http' ? http : twilio;
-    sink.injectFaults([{ status: 400 }, { status: 503 }, { status: 429, retryAfterSeconds: 3 }]);
+    sink.injectFaults([{ status: 400 }, { status: 500 }, { status: 503 }, { status: 429, retryAfterSeconds: 3 }]);
     expect(await failure(channel.send(input()))).toMatchObject({
       type: ERROR_TYPES.fallbackPermanent,
       retryable: false,
@@ -100,7 +100,11 @@ describe('both providers: one attempt, classified', () => {
     expect(await failure(channel.send(input()))).toMatchObject({
       type: ERROR_TYPES.fallbackRetryable,
       retryable: true,
-      details: { maybeSent: true, status: 503, retryAfterSeconds: null },
+      details: { maybeSent: true, status: 500, retryAfterSeconds: null },
+    });
+    expect(await failure(channel.send(input()))).toMatchObject({
+      type: ERROR_TYPES.fallbackRetryable,
+      details: { maybeSent: false, status: 503, retryAfterSeconds: null },
     });
     expect(await failure(channel.send(input()))).toMatchObject({
       type: ERROR_TYPES.fallbackRetryable,
