@@ -1,0 +1,82 @@
+package rbmguard
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func ok() TrackRequest {
+	return TrackRequest{AgentID: "acme", MessageID: "m-1", Phone: "+14155550100", StaleIn: "10m", FallbackText: "code 1"}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestResolvesLikeTypeScript(t *testing.T) {
+	r := ok()
+	r.AgentID, r.TrafficType, r.Policy = " Acme@RBM.GOOG ", "PROMOTION", &PolicyOverrides{GraceMs: ptr[int64](5)}
+	m, err := ParseTrackInput(r, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := C.PolicyDefaults["PROMOTION"]
+	want.GraceMs = 5
+	if m.AgentID != "Acme" || m.StaleAt != "2030-01-01T12:10:00.000Z" || m.SentAt != "2030-01-01T12:00:00.000Z" || m.Policy != want || m.Policy.OnUnknown != "no-fallback" {
+		t.Fatalf("%+v", m)
+	}
+	if m.Fallback == nil || m.Fallback.Text != "code 1" || m.PlatformExpireAt != nil || m.Send != nil {
+		t.Fatalf("%+v", m)
+	}
+	r = ok()
+	r.TTL = "1h"
+	if m, _ := ParseTrackInput(r, now); m.PlatformExpireAt == nil || *m.PlatformExpireAt != "2030-01-01T13:00:00.000Z" {
+		t.Fatalf("ttl: %+v", m.PlatformExpireAt)
+	}
+}
+
+func TestNamesTheBadField(t *testing.T) {
+	past := now.Add(-time.Hour)
+	later := now.Add(time.Hour)
+	cases := map[string]func(r *TrackRequest){
+		"agentId":          func(r *TrackRequest) { r.AgentID = "bad agent" },
+		"messageId":        func(r *TrackRequest) { r.MessageID = "has space" },
+		"phone":            func(r *TrackRequest) { r.Phone = "0800 123" },
+		"staleIn":          func(r *TrackRequest) { r.StaleIn = "soon" },
+		"trafficType":      func(r *TrackRequest) { r.TrafficType = "SPAM" },
+		"fallbackText":     func(r *TrackRequest) { r.FallbackText = string(make([]byte, 1531)) },
+		"policy.graceMs":   func(r *TrackRequest) { r.Policy = &PolicyOverrides{GraceMs: ptr[int64](-1)} },
+		"policy.onUnknown": func(r *TrackRequest) { r.Policy = &PolicyOverrides{OnUnknown: ptr("maybe")} },
+		"staleAt":          func(r *TrackRequest) { r.StaleIn, r.StaleAt = "", &past },
+		"sentAt":           func(r *TrackRequest) { r.SentAt = &later },
+		"expireTime":       func(r *TrackRequest) { r.ExpireTime, r.TTL = &later, "1h" },
+		"ttl":              func(r *TrackRequest) { r.SendText, r.TTL = "hi", "1h" },
+	}
+	for field, change := range cases {
+		t.Run(field, func(t *testing.T) {
+			r := ok()
+			change(&r)
+			_, err := ParseTrackInput(r, now)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || !slices.Contains(ve.Fields(), field) {
+				t.Fatalf("got %v, want an error naming %s", err, field)
+			}
+		})
+	}
+}
+
+func TestGuardIDsFollowTheContract(t *testing.T) {
+	if id := GuardWorkflowID("Acme@rbm.goog", "a/b:c"); id != "rbm-guard/Acme/a/b:c" {
+		t.Fatal(id)
+	}
+	if a, m, ok := ParseGuardWorkflowID("rbm-guard/acme/a/b:c"); !ok || a != "acme" || m != "a/b:c" {
+		t.Fatal(a, m, ok)
+	}
+	for _, bad := range []string{"rbm-guard/acme@rbm.goog/m", "not-a-guard", "rbm-guard/a b/m"} {
+		if _, _, ok := ParseGuardWorkflowID(bad); ok {
+			t.Fatal(bad)
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package rbmguard
+
+// Cross-language: driven by test/cross-language.test.ts (the TypeScript worker, the RBM simulator and
+// the SMS sink), which passes what to do in RBM_GUARD_XLANG_* variables. Skipped when run alone.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+)
+
+func xlang(t *testing.T, need string) *GuardClient {
+	if os.Getenv("RBM_GUARD_XLANG_ADDRESS") == "" || os.Getenv(need) == "" {
+		t.Skip("run by test/cross-language.test.ts")
+	}
+	c, err := Dial(os.Getenv("RBM_GUARD_XLANG_ADDRESS"), "default", os.Getenv("RBM_GUARD_XLANG_KEYS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return NewGuardClient(c, os.Getenv("RBM_GUARD_XLANG_TASK_QUEUE"))
+}
+
+func untilOutcome(t *testing.T, g *GuardClient, id string) GuardStatus {
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := g.Status(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Outcome != nil || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestCrossLanguageGoTracks(t *testing.T) {
+	g := xlang(t, "RBM_GUARD_XLANG_MESSAGE_ID")
+	ctx := context.Background()
+	r := TrackRequest{
+		AgentID: os.Getenv("RBM_GUARD_XLANG_AGENT_ID"), MessageID: os.Getenv("RBM_GUARD_XLANG_MESSAGE_ID"), Phone: os.Getenv("RBM_GUARD_XLANG_PHONE"),
+		StaleIn: "1s", FallbackText: os.Getenv("RBM_GUARD_XLANG_TEXT"), TrafficType: "AUTHENTICATION",
+		Policy: &PolicyOverrides{GraceMs: ptr[int64](1500), LingerMs: ptr[int64](2500), RevokeAttempts: ptr[int64](2), MaxRevokeRounds: ptr[int64](2), FallbackAttempts: ptr[int64](4)},
+	}
+	res, err := g.Track(ctx, r)
+	if err != nil || !res.Created {
+		t.Fatalf("track: %+v %v", res, err)
+	}
+	again, err := g.Track(ctx, r)
+	if err != nil || again.Created || again.RunID != res.RunID {
+		t.Fatalf("track again: %+v %v", again, err)
+	}
+	s := untilOutcome(t, g, res.WorkflowID)
+	if s.Outcome == nil || *s.Outcome != "FALLBACK_SENT" {
+		t.Fatalf("status %+v", s)
+	}
+	var states []string
+	for _, e := range s.Timeline {
+		states = append(states, e.State)
+	}
+	if states[0] != "AWAITING_DELIVERY" || !slices.Contains(states, "REVOKING") || states[len(states)-1] != "FALLBACK_SENT" {
+		t.Fatalf("timeline %v", states)
+	}
+	out, _ := json.Marshal(map[string]any{"workflowId": res.WorkflowID, "outcome": *s.Outcome, "states": states})
+	fmt.Println("XLANG " + string(out))
+}
+
+func TestCrossLanguageGoReads(t *testing.T) {
+	g := xlang(t, "RBM_GUARD_XLANG_READ_ID")
+	ctx := context.Background()
+	id := os.Getenv("RBM_GUARD_XLANG_READ_ID")
+	s, err := g.Status(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.WorkflowID != id || s.Outcome == nil || *s.Outcome != os.Getenv("RBM_GUARD_XLANG_EXPECT_OUTCOME") || s.Timeline[len(s.Timeline)-1].State != *s.Outcome {
+		t.Fatalf("status %+v", s)
+	}
+	listed, err := g.List(ctx, ListFilter{AgentID: s.AgentID, Outcome: *s.Outcome, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(listed, func(x GuardSummary) bool { return x.WorkflowID == id }) {
+		t.Fatalf("%s not listed", id)
+	}
+	out, _ := json.Marshal(map[string]any{"workflowId": id, "outcome": *s.Outcome})
+	fmt.Println("XLANG " + string(out))
+}
