@@ -68,6 +68,8 @@ describe('a real Prometheus scraping a real worker and webhook', () => {
         'scrape_configs:',
         `  - { job_name: rbm-guard-worker, static_configs: [{ targets: ["127.0.0.1:${metricsPort}"] }] }`,
         `  - { job_name: rbm-guard-webhook, static_configs: [{ targets: ["${webhook.host}"] }] }`,
+        // On the PostgreSQL engine, the Temporal server's own metrics too (compose scrapes them as well).
+        ...(stack.postgres ? [`  - { job_name: temporal, static_configs: [{ targets: ["${new URL(stack.postgres.metricsUrl).host}"] }] }`] : []),
         '',
       ].join('\n'),
     );
@@ -98,11 +100,12 @@ describe('a real Prometheus scraping a real worker and webhook', () => {
     for (const id of ids) await stack.client.workflow.getHandle(id).result();
 
     type Vector = { metric: Record<string, string>; value: [number, string] }[];
-    const up = await eventually('both targets up', async () => {
+    const jobs = ['rbm-guard-webhook', 'rbm-guard-worker', ...(stack.postgres ? ['temporal'] : [])];
+    const up = await eventually('every target up', async () => {
       const r = await api<{ result: Vector }>('query?query=up');
-      return r.result.length === 2 && r.result.every((s) => s.value[1] === '1') ? r.result.map((s) => s.metric.job).sort() : undefined;
+      return r.result.length === jobs.length && r.result.every((s) => s.value[1] === '1') ? r.result.map((s) => s.metric.job).sort() : undefined;
     });
-    expect(up).toEqual(['rbm-guard-webhook', 'rbm-guard-worker']);
+    expect(up).toEqual(jobs);
     const outcomes = await eventually('the four outcomes', async () => {
       const r = await api<{ result: Vector }>(`query?query=${encodeURIComponent('sum by (outcome) (rbm_guard_outcomes{workflowType="rbmGuard"})')}`);
       const byOutcome = Object.fromEntries(r.result.map((s) => [s.metric.outcome, Number(s.value[1])]));
