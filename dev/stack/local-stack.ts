@@ -6,7 +6,7 @@
 // Used by the demo, the benchmarks and the chaos run; each child can be killed and restarted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,8 +109,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
   const engine = options.engine ?? engineFromEnv();
   let postgres: PostgresEngine | null = null;
-  // Our own temp folder (mode 700): the cluster's non-root user must get through to its subfolder.
-  if (engine === 'postgres' && !options.dataDir) chmodSync(dataDir, 0o711);
+  // Temp folders are mode 700: the cluster's non-root user must get through (x, not list) to its subfolder.
+  if (engine === 'postgres') chmodSync(dataDir, (statSync(dataDir).mode & 0o777) | 0o011);
   const startTemporal = async (): Promise<DevServer> => {
     if (engine !== 'postgres') return startDevServerHere();
     if (postgres) await postgres.startServer();
