@@ -8,14 +8,19 @@
 //   5 scale     S sleeping guards: start rate, worker/server RSS, then every one reaches its outcome
 //   6 history   history events per message on each path, from real histories
 //   sqlite      the revoke path on each SQLite setting (journal mode, synchronous) + a crash check
-// The N-sized part (all but scale) takes about 11 min with the defaults on this 2-core machine;
-// 20,000 sleeping guards take ~15 min by themselves, so scale runs once unless --scale-runs says more.
+// Scenarios 1–3 (+ paced, + history) run on each --engine (the dev server on SQLite, the PostgreSQL
+// engine), one stack each; scale runs on PostgreSQL when it is among them. Besides the report, the
+// headline figures go to bench/results/summary.json (bench/lib/summary.ts).
+// The N-sized part (all but scale) takes about 11 min per engine with the defaults on this 2-core
+// machine; 20,000 sleeping guards take ~15 min by themselves, 100,000 about an hour.
 // Each scenario runs --runs times; the report gives the median with min–max. See bench/README.md.
 //
-//   npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--scale 20000] [--scale-runs 1] [--only floor,delivered,…]
+//   npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--engine dev|postgres|both] [--scale 20000[,100000]] [--wave 10000]
+//                    [--scale-runs 1] [--only floor,delivered,…]
 //                    [--sqlite-pragmas 'journal_mode=WAL;synchronous=NORMAL'] [--guard-worker stack|bench]
 //                    [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import type { EngineName } from '../worker/engine/select.ts';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,14 +31,15 @@ import { temporalCliPath } from '../worker/temporal-binaries.ts';
 import { runWebhookBench } from './webhook-bench.ts';
 import { startBenchEnv, type BenchEnv, type EnvOptions } from './lib/env.ts';
 import { readHistory } from './lib/history.ts';
-import { serviceRssMiB } from './lib/procs.ts';
+import { serviceRssMiB, treePssMiB } from './lib/procs.ts';
 import { fmt, spread } from './lib/stats.ts';
 import { summarizeProfiles } from './lib/cpuprofile.ts';
 import { DELIVER_AFTER_MS, PATH_KINDS, runPath, STALE_IN_MS, type PathKind, type PathRun } from './scenarios/paths.ts';
 import { runScale } from './scenarios/scale.ts';
 import { crashCheck, type CrashCheck } from './scenarios/crash.ts';
 import { writeReport } from './report.ts';
-import { SQLITE_SETTINGS, type BenchResults } from './lib/results.ts';
+import { SQLITE_SETTINGS, type BenchResults, type EngineRun } from './lib/results.ts';
+import { summarize } from './lib/summary.ts';
 
 const SCENARIOS = ['floor', 'delivered', 'revoke', 'webhook', 'scale', 'history', 'sqlite'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -44,6 +50,8 @@ const { values: flags } = parseArgs({
     runs: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '96' },
     scale: { type: 'string', default: '20000' },
+    wave: { type: 'string' },
+    engine: { type: 'string', default: 'both' },
     'scale-runs': { type: 'string', default: '1' },
     only: { type: 'string' },
     'sqlite-pragmas': { type: 'string' },
@@ -69,7 +77,13 @@ const int = (name: string, value: string | undefined, min: number, max: number) 
 const N = int('n', flags.n, 10, 1_000_000);
 const RUNS = int('runs', flags.runs, 1, 20);
 const CONCURRENCY = int('concurrency', flags.concurrency, 1, 2000);
-const SCALE = int('scale', flags.scale, 100, 1_000_000);
+const SCALE_SIZES = (flags.scale ?? '').split(',').map((v) => int('scale', v.trim(), 100, 1_000_000));
+const SCALE = SCALE_SIZES[0] as number;
+// The deadline wave: 10,000 deadlines in one second, at most half the sleeping guards.
+const waveFor = (size: number) => (flags.wave === undefined ? Math.min(10_000, Math.floor(size / 2)) : Math.min(size, int('wave', flags.wave, 1, 1_000_000)));
+const ENGINES: EngineName[] =
+  flags.engine === 'both' ? ['dev', 'postgres'] : flags.engine === 'dev' || flags.engine === 'postgres' ? [flags.engine] : fail(`--engine must be dev, postgres or both, not ${flags.engine}`);
+const SCALE_ENGINE: EngineName = ENGINES.includes('postgres') ? 'postgres' : 'dev';
 const SCALE_RUNS = int('scale-runs', flags['scale-runs'], 1, 20);
 const only = new Set<Scenario>(
   (flags.only ?? SCENARIOS.join(','))
@@ -93,6 +107,8 @@ const resultsDir = join(here, 'results');
 const runDir = join(resultsDir, stamp);
 mkdirSync(runDir, { recursive: true });
 const workDir = mkdtempSync(join(tmpdir(), 'rbm-guard-bench-'));
+// The PostgreSQL cluster runs as its own user (PostgreSQL refuses root): it must get through.
+chmodSync(workDir, 0o711);
 const log = flags.verbose ? (source: string, line: string) => process.stderr.write(`[${source}] ${line}`) : undefined;
 
 const temporalVersion = (() => {
@@ -162,6 +178,8 @@ const results: BenchResults = {
     concurrency: CONCURRENCY,
     scale: SCALE,
     scaleRuns: SCALE_RUNS,
+    engines: ENGINES,
+    scaleEngine: SCALE_ENGINE,
     deliverAfterMs: DELIVER_AFTER_MS,
     staleInMs: STALE_IN_MS,
     sqlitePragmas: sqlitePragmas ? sqlitePragmas.join('; ') || '(none: SQLite defaults)' : '(embedded default, worker/dev-server.ts)',
@@ -169,12 +187,11 @@ const results: BenchResults = {
     tuning: tuning ?? null,
     serverDynamicConfig: flags['server-dynamic-config'] ?? null,
     stacks:
-      'one stack for scenarios 1–4 and 6 (floors and guards side by side, interleaved per run); a fresh stack for each scale run; a fresh stack per SQLite setting',
+      'one stack per engine for scenarios 1–3 and 6 (floors and guards side by side, interleaved per run; scenario 4 on the first engine); a fresh stack for each scale run; a fresh stack per SQLite setting',
   },
-  paths: {},
+  engines: {},
   webhook: [],
   scale: [],
-  history: {},
   sqlite: [],
 };
 
@@ -183,9 +200,10 @@ function save() {
 }
 
 const profileDir = join(runDir, 'profiles');
-function envOptions(dataDir: string, pragmas = sqlitePragmas): EnvOptions {
+function envOptions(dataDir: string, engine: EngineName, pragmas = sqlitePragmas): EnvOptions {
   return {
     dataDir,
+    engine,
     sqlitePragmas: pragmas,
     guardWorker,
     tuning,
@@ -224,10 +242,10 @@ async function pathRun(env: BenchEnv, kind: PathKind, run: number, n = N, load: 
   return r;
 }
 
-async function scenarioPaths(env: BenchEnv) {
+async function scenarioPaths(env: BenchEnv, er: EngineRun, eng: EngineName) {
   const kinds = PATH_KINDS.filter((k) => (k.startsWith('floor') ? only.has('floor') || only.has(k === 'floor-signal' ? 'delivered' : 'revoke') : only.has(k as Scenario)));
   if (!kinds.length) return;
-  say(`Scenarios 1–3: ${N} messages each, ${CONCURRENCY} in flight, ${RUNS} runs (floor and guard interleaved)`);
+  say(`Scenarios 1–3 [${eng}]: ${N} messages each, ${CONCURRENCY} in flight, ${RUNS} runs (floor and guard interleaved)`);
   // Warm up: JIT, connections, the server's caches, the workers' bundles.
   const warm = bar('warm-up', kinds.length * 40);
   for (const kind of kinds) await runPath(env, kind, 40, { concurrency: Math.min(CONCURRENCY, 20) }, () => warm.tick());
@@ -235,22 +253,23 @@ async function scenarioPaths(env: BenchEnv) {
   for (let run = 1; run <= RUNS; run++) {
     // Floor and guard side by side, alternating which goes first, so drift favours neither.
     const order = run % 2 ? kinds : [...kinds].reverse();
-    for (const kind of order) (results.paths[kind] ??= []).push(await pathRun(env, kind, run));
+    for (const kind of order) (er.paths[kind] ??= []).push(await pathRun(env, kind, run, N, { concurrency: CONCURRENCY }, ` [${eng}]`));
     save();
   }
 }
 
-async function scenarioPaced(env: BenchEnv) {
+async function scenarioPaced(env: BenchEnv, er: EngineRun, eng: EngineName) {
   if (!only.has('revoke') || flags['paced-rate'] === '0') return;
   // Half of what the revoke path itself sustained: a load the system keeps up with, where latency is
   // the system's and not the length of a queue the closed loop built.
-  const capacity = spread((results.paths.revoke ?? []).map((r) => r.perSecond)).median;
+  const capacity = spread((er.paths.revoke ?? []).map((r) => r.perSecond)).median;
   const rate = flags['paced-rate'] ? Number(flags['paced-rate']) : Number.isFinite(capacity) ? Math.max(1, Math.round(capacity / 2)) : 5;
   const n = Math.max(60, Math.min(N, Math.round(rate * 15)));
-  say(`Scenario 3, paced: deadline → SMS with ${rate} new guards/s (half the revoke path's throughput), ${n} guards, ${RUNS} runs`);
-  results.paced = { ratePerSecond: rate, revoke: [] };
+  say(`Scenario 3, paced [${eng}]: deadline → SMS with ${rate} new guards/s (half the revoke path's throughput), ${n} guards, ${RUNS} runs`);
+  const pacedRuns: PathRun[] = [];
+  er.paced = { ratePerSecond: rate, revoke: pacedRuns };
   for (let run = 1; run <= RUNS; run++) {
-    results.paced.revoke.push(await pathRun(env, 'revoke', run, n, { ratePerSecond: rate }, ' (paced)'));
+    pacedRuns.push(await pathRun(env, 'revoke', run, n, { ratePerSecond: rate }, ` (paced) [${eng}]`));
     save();
   }
 }
@@ -272,33 +291,40 @@ async function scenarioWebhook(env: BenchEnv) {
   }
 }
 
-async function scenarioHistory(env: BenchEnv) {
+async function scenarioHistory(env: BenchEnv, er: EngineRun, eng: EngineName) {
   if (!only.has('history')) return;
-  say('Scenario 6: history events per message, from real histories (20 per path at 4 in flight, plus the loaded runs’ samples)');
+  say(`Scenario 6 [${eng}]: history events per message, from real histories (20 per path at 4 in flight, plus the loaded runs’ samples)`);
   for (const kind of PATH_KINDS) {
     const b = bar(`histories: ${LABEL[kind]}`, 20);
     const light = await runPath(env, kind, 20, { concurrency: 4 }, () => b.tick(), 20);
     b.done();
     const read = (ids: PathRun['sampleIds']) => Promise.all(ids.map((s) => readHistory(env.stack.client, s.workflowId, s.staleAtMs)));
-    const loadedIds = (results.paths[kind] ?? []).flatMap((r) => r.sampleIds).slice(0, 60);
-    results.history[kind] = { canonical: await read(light.sampleIds), loaded: await read(loadedIds) };
+    const loadedIds = (er.paths[kind] ?? []).flatMap((r) => r.sampleIds).slice(0, 60);
+    er.history[kind] = { canonical: await read(light.sampleIds), loaded: await read(loadedIds) };
+    // The paced runs' histories: where the deadline → SMS time goes at the load the latency goal is held at.
+    if (kind === 'revoke' && er.paced) (er.history[kind] as NonNullable<EngineRun['history']['revoke']>).paced = await read(er.paced.revoke.flatMap((r) => r.sampleIds).slice(0, 60));
   }
   save();
 }
 
 async function scenarioScale() {
   if (!only.has('scale')) return;
-  say(`Scenario 5: ${fmt(SCALE)} sleeping guards, ${CONCURRENCY} tracked at a time, ${SCALE_RUNS} run(s), a fresh stack each`);
-  for (let run = 1; run <= SCALE_RUNS; run++) {
-    await withEnv(`stack for scale run ${run}`, envOptions(join(workDir, `scale-${run}`)), async (env) => {
+  for (const size of SCALE_SIZES) for (let run = 1; run <= SCALE_RUNS; run++) await scaleRun(size, run);
+}
+
+async function scaleRun(SCALE: number, run: number) {
+  const wave = waveFor(SCALE);
+  say(`Scenario 5 [${SCALE_ENGINE}]: ${fmt(SCALE)} sleeping guards (a wave of ${fmt(wave)} deadlines in one second), ${CONCURRENCY} tracked at a time, run ${run}/${SCALE_RUNS}, a fresh stack`);
+  {
+    await withEnv(`stack for scale run ${run}`, envOptions(join(workDir, `scale-${SCALE}-${run}`), SCALE_ENGINE), async (env) => {
       let b = bar(`scale ${run}/${SCALE_RUNS}: start`, SCALE, 'guards');
       // Without a terminal: a line every 10 % of each phase, with the RSS at that moment.
       let phase = { name: 'start', total: SCALE, next: 0.1 };
       const t0 = Date.now();
-      const r = await runScale(env, SCALE, CONCURRENCY, {
+      const r = await runScale(env, SCALE, wave, CONCURRENCY, {
         phase(name, total) {
           b.done();
-          b = bar(`scale ${run}/${SCALE_RUNS}: ${name}`, total, name === 'sleep' ? 's' : 'guards');
+          b = bar(`scale ${run}/${SCALE_RUNS}: ${name}`, total, name === 'sleep' || name.startsWith('wait') ? 's' : 'guards');
           phase = { name, total, next: 0.1 };
         },
         tick: (v) => {
@@ -316,7 +342,9 @@ async function scenarioScale() {
       results.scale.push(r);
       say(
         `  scale, run ${run}: tracked ${fmt(r.startPerSecond, 1)}/s, asleep ${fmt(r.asleepPerSecond, 1)}/s; RSS asleep: worker ${fmt(r.rssSleeping.worker)} MiB, server ${fmt(r.rssSleeping.server)} MiB; ` +
-          `all resolved in ${fmt(r.wakeSeconds)} s: ${JSON.stringify(r.outcomes.byOutcome)}, ${r.outcomes.stillOpen} open, ${r.outcomes.smsSends} SMS — ${r.correct ? 'correct' : 'WRONG'}` +
+          (r.postgres ? `PostgreSQL ${fmt(r.postgres.bytesPerGuard)} bytes/guard, PSS ${fmt(r.postgres.pssAsleepMiB)} MiB; ` : '') +
+          (r.wave ? `wave of ${fmt(r.wave.guards)}: drained in ${fmt(r.wave.drainSeconds, 1)} s, deadline→SMS p99 ${fmt(r.wave.deadlineToSms.p99)} ms${r.wave.beforeAllAsleep ? ' (before all were asleep)' : ''}; ` : '') +
+          `delivered share resolved in ${fmt(r.wakeSeconds)} s: ${JSON.stringify(r.outcomes.byOutcome)}, ${r.outcomes.stillOpen} open, ${r.outcomes.smsSends} SMS — ${r.correct ? 'correct' : 'WRONG'}` +
           (r.firstError ? ` (${r.failures} failed: ${r.firstError})` : ''),
       );
       save();
@@ -331,7 +359,7 @@ async function scenarioSqlite() {
   for (const [i, setting] of SQLITE_SETTINGS.entries()) {
     const entry = { ...setting, revoke: [] as PathRun[], floor: [] as PathRun[], crash: null as CrashCheck | null };
     results.sqlite.push(entry);
-    await withEnv(`stack with ${setting.name}`, envOptions(join(workDir, `sqlite-${i}`), setting.pragmas), async (env) => {
+    await withEnv(`stack with ${setting.name}`, envOptions(join(workDir, `sqlite-${i}`), 'dev', setting.pragmas), async (env) => {
       const warm = bar('warm-up', 30);
       await runPath(env, 'revoke', 30, { concurrency: 20 }, () => warm.tick());
       warm.done();
@@ -352,21 +380,25 @@ async function scenarioSqlite() {
 const t0 = Date.now();
 console.log(
   `rbm-guard bench: ${results.meta.machine.cpus} × ${results.meta.machine.cpuModel}, ${results.meta.machine.memGiB} GiB, Node ${process.version}, ${temporalVersion}\n` +
-    `  n=${N} runs=${RUNS} concurrency=${CONCURRENCY} scale=${SCALE}×${SCALE_RUNS} only=${[...only].join(',')} guard worker=${guardWorker}` +
+    `  n=${N} runs=${RUNS} concurrency=${CONCURRENCY} engines=${ENGINES.join(',')} scale=${SCALE_SIZES.join(',')}×${SCALE_RUNS} on ${SCALE_ENGINE} only=${[...only].join(',')} guard worker=${guardWorker}` +
     `${tuning ? ` tuning=${JSON.stringify(tuning)}` : ''} sqlite=${results.meta.sqlitePragmas}${flags['server-dynamic-config'] ? ` dynamic-config=${flags['server-dynamic-config']}` : ''}\n` +
     `  results: bench/results/${stamp}.json, report bench/results/${stamp}.md`,
 );
 let exitCode = 0;
 try {
   if (['floor', 'delivered', 'revoke', 'webhook', 'history'].some((s) => only.has(s as Scenario))) {
-    await withEnv('the stack', envOptions(join(workDir, 'main')), async (env) => {
-      const rssIdle = { worker: serviceRssMiB(env.guardWorkerPid()), server: serviceRssMiB(env.serverPid()) };
-      say(`Stack up: worker RSS ${fmt(rssIdle.worker)} MiB, server RSS ${fmt(rssIdle.server)} MiB (idle)`);
-      await scenarioPaths(env);
-      await scenarioPaced(env);
-      await scenarioWebhook(env);
-      await scenarioHistory(env);
-    });
+    for (const [i, eng] of ENGINES.entries()) {
+      const er: EngineRun = { paths: {}, history: {} };
+      (results.engines ??= {})[eng] = er;
+      await withEnv(`the ${eng} stack`, envOptions(join(workDir, `main-${eng}`), eng), async (env) => {
+        er.rssIdle = { worker: serviceRssMiB(env.guardWorkerPid()), server: serviceRssMiB(env.serverPid()), postgres: treePssMiB(env.postgresPid()) };
+        say(`Stack up [${eng}]: worker RSS ${fmt(er.rssIdle.worker)} MiB, server RSS ${fmt(er.rssIdle.server)} MiB${env.postgresPid() ? `, PostgreSQL PSS ${fmt(er.rssIdle.postgres ?? NaN)} MiB` : ''} (idle)`);
+        await scenarioPaths(env, er, eng);
+        await scenarioPaced(env, er, eng);
+        if (i === 0) await scenarioWebhook(env);
+        await scenarioHistory(env, er, eng);
+      });
+    }
   }
   await scenarioScale();
   await scenarioSqlite();
@@ -385,11 +417,15 @@ try {
     }
   }
   save();
+  // The headline figures, beside the full results (also kept per run as <stamp>.summary.json).
+  const summary = JSON.stringify(summarize(results, ['npm run bench --', ...process.argv.slice(2)].join(' ')), null, 2);
+  writeFileSync(join(resultsDir, 'summary.json'), summary);
+  writeFileSync(join(resultsDir, `${stamp}.summary.json`), summary);
   const report = writeReport(results, { dir: resultsDir, stamp });
   console.log('');
   console.log(report.console);
-  console.log(`\nFinished in ${fmt(results.meta.seconds / 60, 1)} min. Results: bench/results/${stamp}.json; report: bench/results/${stamp}.md`);
+  console.log(`\nFinished in ${fmt(results.meta.seconds / 60, 1)} min. Results: bench/results/${stamp}.json; report: bench/results/${stamp}.md; summary: bench/results/summary.json`);
   if (!flags.keep) rmSync(workDir, { recursive: true, force: true });
-  const failures = Object.values(results.paths).flat().reduce((s, r) => s + (r?.failures ?? 0), 0) + results.scale.filter((r) => !r.correct).length;
+  const failures = Object.values(results.engines ?? {}).flatMap((e) => Object.values(e.paths).flat()).reduce((s, r) => s + (r?.failures ?? 0), 0) + results.scale.filter((r) => !r.correct).length;
   process.exit(exitCode || (failures ? 1 : 0));
 }

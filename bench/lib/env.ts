@@ -2,11 +2,13 @@
 // plus a bench worker for the floor workflows on the same server, started the way the stack starts
 // its own children (tsx, same createGuardWorker defaults). Bench workers load the bench's own bundle:
 // the guard as production bundles it, plus the floor workflows (bench/workflows/index.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflows } from '../../worker/paths.ts';
 import { startLocalStack, type LocalStack } from '../../dev/stack/local-stack.ts';
+import { postgresBinDir } from '../../worker/engine/postgres-cluster.ts';
+import type { EngineName } from '../../worker/engine/select.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const benchWorkflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -20,6 +22,8 @@ export interface BenchWorker {
 
 export interface EnvOptions {
   dataDir: string;
+  /** The Temporal engine of the stack: the dev server (SQLite) or the PostgreSQL engine. */
+  engine: EngineName;
   /** Passed to the dev server; undefined = the embedded default (worker/dev-server.ts). */
   sqlitePragmas?: string[];
   /** 'stack' = guards on the stack's own worker (service/main.ts); 'bench' = on a bench worker. */
@@ -44,6 +48,10 @@ export interface BenchEnv {
   floorWorkerPid(): number | undefined;
   serverPid(): number | undefined;
   webhookPid(): number | undefined;
+  /** The PostgreSQL postmaster (its backends are its children); undefined on the dev server. */
+  postgresPid(): number | undefined;
+  /** Bytes of both Temporal databases (pg_database_size); NaN on the dev server or when psql fails. */
+  postgresBytes(): number;
   options: EnvOptions;
   stop(): Promise<void>;
 }
@@ -84,6 +92,7 @@ export async function startBenchEnv(options: EnvOptions): Promise<BenchEnv> {
   const log = options.log ?? (() => {});
   const stack = await startLocalStack({
     dataDir: options.dataDir,
+    engine: options.engine,
     sqlitePragmas: options.sqlitePragmas,
     env: { LOG_LEVEL: 'error', ...options.childEnv },
     log,
@@ -119,10 +128,24 @@ export async function startBenchEnv(options: EnvOptions): Promise<BenchEnv> {
     floorWorkerPid: () => floor.process.pid,
     serverPid: () => stack.devServer.process.pid,
     webhookPid: () => stack.webhook.process?.pid,
+    postgresPid: () => stack.postgres?.postgres.process.pid,
+    postgresBytes: () => (stack.postgres ? databaseBytes(stack.postgres.postgres) : NaN),
     options,
     async stop() {
       await Promise.allSettled([floor.stop(), guardBenchWorker?.stop()]);
       await stack.stop();
     },
   };
+}
+
+/** pg_database_size of Temporal's two databases, through psql (the cluster listens on TCP only). */
+function databaseBytes(db: { host: string; port: number; user: string; password: string }): number {
+  const sql = "SELECT pg_database_size('temporal') + pg_database_size('temporal_visibility')";
+  const r = spawnSync(join(postgresBinDir(), 'psql'), ['-h', db.host, '-p', String(db.port), '-U', db.user, '-d', 'temporal', '-tAc', sql], {
+    env: { ...process.env, PGPASSWORD: db.password },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  const bytes = Number(r.stdout?.trim());
+  return r.status === 0 && Number.isFinite(bytes) ? bytes : NaN;
 }

@@ -12,6 +12,15 @@ export const LEGS = ['timer-late', 'wft-queue', 'wft-run', 'activity-queue', 'ac
 export type Leg = (typeof LEGS)[number];
 
 /**
+ * The same time cut along the path's own steps (revoke path and floor 2 alike: a timer, then two
+ * activities): deadline → TimerFired; → first activity scheduled (a workflow task); the first
+ * activity (the revoke round trip); → second activity scheduled (a workflow task); the second
+ * activity (the SMS round trip). The largest names what to work on.
+ */
+export const STEPS = ['timer-fire', 'wft-1', 'revoke', 'wft-2', 'sms'] as const;
+export type Step = (typeof STEPS)[number];
+
+/**
  * Billable Temporal Cloud actions, counted from a history as Temporal Cloud's "Actions" page lists
  * them: a workflow started, a signal, a timer started, each activity attempt (a retry is an attempt),
  * a search-attribute upsert, an update. (Queries bill too but leave no history event; markers and
@@ -48,6 +57,8 @@ export interface HistoryFigures {
    * Undefined when the history has no activity after a deadline.
    */
   afterDeadline?: Record<Leg, number> & { total: number };
+  /** The same span by STEPS (ms); undefined without a timer and two activities. */
+  steps?: Record<Step, number>;
 }
 
 function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
@@ -95,7 +106,28 @@ export function historyFigures(workflowId: string, events: HistoryEvent[], deadl
   }
   const total = ms(events[lastActivityDone]?.eventTime) - deadlineMs;
   figures.afterDeadline = { ...legs, total };
+  figures.steps = stepsOf(events, deadlineMs);
   return figures;
+}
+
+/** STEPS from a history: undefined unless it has a TimerFired and two completed activities after it. */
+export function stepsOf(events: HistoryEvent[], deadlineMs: number): Record<Step, number> | undefined {
+  const at = (i: number) => ms(events[i]?.eventTime);
+  const fired = events.findIndex((e) => e.eventType === ET.EVENT_TYPE_TIMER_FIRED);
+  if (fired < 0) return undefined;
+  const after = (type: number, from: number) => events.findIndex((e, i) => i > from && e.eventType === type);
+  const s1 = after(ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, fired);
+  const c1 = after(ET.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, s1);
+  const s2 = after(ET.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, c1);
+  const c2 = after(ET.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, s2);
+  if (s1 < 0 || c1 < 0 || s2 < 0 || c2 < 0) return undefined;
+  return {
+    'timer-fire': Math.max(0, at(fired) - deadlineMs),
+    'wft-1': at(s1) - at(fired),
+    revoke: at(c1) - at(s1),
+    'wft-2': at(s2) - at(c1),
+    sms: at(c2) - at(s2),
+  };
 }
 
 export async function readHistory(client: Client, workflowId: string, deadlineMs?: number): Promise<HistoryFigures> {

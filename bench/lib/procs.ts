@@ -102,3 +102,25 @@ export function machineBusySeconds(): number {
     return NaN;
   }
 }
+
+/**
+ * Proportional set size (MiB) of a whole process tree, from /proc/<pid>/smaps_rollup: for
+ * PostgreSQL, whose backends share its buffers, the sum of their RSS would count them many times.
+ */
+export function treePssMiB(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  let kib = 0;
+  let seen = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const pss = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))?.[1];
+      if (pss) {
+        kib += Number(pss);
+        seen++;
+      }
+    } catch {
+      // gone
+    }
+  }
+  return seen ? kib / 1024 : NaN;
+}

@@ -5,6 +5,17 @@ import type { PathKind, PathRun } from '../scenarios/paths.ts';
 import type { ScaleRun } from '../scenarios/scale.ts';
 import type { ProfileSummary } from './cpuprofile.ts';
 import type { HistoryFigures } from './history.ts';
+import type { EngineName } from '../../worker/engine/select.ts';
+
+/** Scenarios 1–3, the paced latency run and the histories of one engine's stack. */
+export interface EngineRun {
+  paths: Partial<Record<PathKind, PathRun[]>>;
+  paced?: { ratePerSecond: number; revoke: PathRun[] };
+  /** canonical: 20 at 4 in flight; loaded: samples of the saturating runs; paced: of the paced runs (revoke). */
+  history: Partial<Record<PathKind, { canonical: HistoryFigures[]; loaded: HistoryFigures[]; paced?: HistoryFigures[] }>>;
+  /** RSS (MiB) once the stack is up, before any load. */
+  rssIdle?: { worker: number; server: number; postgres?: number };
+}
 
 /** The SQLite settings the sqlite scenario compares (the first is the embedded default). */
 export const SQLITE_SETTINGS: { name: string; pragmas: string[]; note: string }[] = [
@@ -33,13 +44,24 @@ export interface BenchResults {
     tuning: Record<string, number> | null;
     serverDynamicConfig: string | null;
     stacks: string;
+    engines?: EngineName[];
+    scaleEngine?: EngineName;
   };
-  paths: Partial<Record<PathKind, PathRun[]>>;
-  paced?: { ratePerSecond: number; revoke: PathRun[] };
+  /** Per engine (--engine). Results written before the flag have paths/paced/history at the top (the dev server). */
+  engines?: Partial<Record<EngineName, EngineRun>>;
+  paths?: EngineRun['paths'];
+  paced?: EngineRun['paced'];
+  history?: EngineRun['history'];
   webhook: WebhookBenchResult[];
   scale: ScaleRun[];
-  history: Partial<Record<PathKind, { canonical: HistoryFigures[]; loaded: HistoryFigures[] }>>;
   sqlite: { name: string; pragmas: string[]; note: string; revoke: PathRun[]; floor: PathRun[]; crash: CrashCheck | null }[];
   profiles?: ProfileSummary[];
 }
 
+
+/** The per-engine runs, reading results written before --engine as the dev server's. */
+export function engineRuns(results: BenchResults): [EngineName, EngineRun][] {
+  if (results.engines) return Object.entries(results.engines) as [EngineName, EngineRun][];
+  if (results.paths && Object.keys(results.paths).length) return [['dev', { paths: results.paths, paced: results.paced, history: results.history ?? {} }]];
+  return [];
+}
