@@ -130,7 +130,8 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
     if (parts.includes('api')) {
       const client: Client = await connectClient(clientOptions(config, { address, codec }));
       stops.unshift(() => client.connection.close());
-      const server = await startApiServer({ ...config, TEMPORAL_ADDRESS: address }, { logger: log, client });
+      // config as given, not with the embedded server's address: without TEMPORAL_ADDRESS the dev key applies.
+      const server = await startApiServer(config, { logger: log, client });
       api = server;
       stops.unshift(() => server.close());
     }
