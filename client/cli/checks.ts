@@ -1,7 +1,7 @@
 // Input checks that need no server: a bad argument is refused before anything connects. The rules
-// themselves (id grammars, date-times) belong to workflows/contract.ts; this only names the flag.
+// themselves (id grammars, date-times) belong to the contract (workflows/names.ts, its import-free part: no SDK on the --help path); this only names the flag.
 import { InvalidArgumentError } from 'commander';
-import { agentIdProblem, parseGuardWorkflowId, parseIsoDateTime } from '../../workflows/contract.ts';
+import { agentIdProblem, parseGuardWorkflowId, parseIsoDateTime } from '../../workflows/names.ts';
 import { usage } from './errors.ts';
 
 /** A guard id is exactly guardWorkflowId(agentId, messageId) for a valid agent id and message id. */

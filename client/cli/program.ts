@@ -3,7 +3,8 @@
 // `--help`, `--version` and usage errors answer quickly.
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { ALL_STATES, MESSAGE_TRAFFIC_TYPES, OUTCOMES, type GuardState, type MessageTrafficType, type Outcome } from '../../workflows/contract.ts';
+// The contract's import-free part: the name lists without the Temporal SDK, which --help should not load.
+import { ALL_STATES, MESSAGE_TRAFFIC_TYPES, OUTCOMES, type GuardState, type MessageTrafficType, type Outcome } from '../../workflows/names.ts';
 import { oneOf, positiveInt } from './checks.ts';
 import { oneLine } from './errors.ts';
 import type { Session } from './session.ts';
