@@ -21,6 +21,8 @@
 //                    [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import type { EngineName } from '../worker/engine/select.ts';
+import { pinnedVersions } from '../worker/engine/postgres.ts';
+import { postgresBinDir } from '../worker/engine/postgres-cluster.ts';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -180,6 +182,8 @@ const results: BenchResults = {
     scaleRuns: SCALE_RUNS,
     engines: ENGINES,
     scaleEngine: SCALE_ENGINE,
+    // The PostgreSQL engine runs its own pinned server build, not the CLI's dev server.
+    postgresServer: ENGINES.includes('postgres') ? `temporal-server ${pinnedVersions().TEMPORAL_SERVER_VERSION} (.tools/), PostgreSQL from ${postgresBinDir()}` : undefined,
     deliverAfterMs: DELIVER_AFTER_MS,
     staleInMs: STALE_IN_MS,
     sqlitePragmas: sqlitePragmas ? sqlitePragmas.join('; ') || '(none: SQLite defaults)' : '(embedded default, worker/dev-server.ts)',

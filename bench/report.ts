@@ -74,7 +74,7 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
       `Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${meta.machine.memGiB} GiB, Node ${meta.machine.node}, ${meta.machine.temporal}.  \n` +
       `Run: n=${meta.n} per scenario, ${meta.runs} runs, ${meta.concurrency} messages in flight, scale ${meta.scale} × ${meta.scaleRuns}, ` +
       `delivery ${meta.deliverAfterMs} ms after send, deadline ${meta.staleInMs} ms after track; SQLite ${meta.sqlitePragmas}; ` +
-      `guard worker: ${meta.guardWorker}${meta.tuning ? `, tuning ${JSON.stringify(meta.tuning)}` : ''}${meta.serverDynamicConfig ? `, server dynamic config ${meta.serverDynamicConfig}` : ''}.  \n` +
+      `engines: ${(meta.engines ?? ['dev']).join(', ')}${meta.postgresServer ? ` (PostgreSQL engine: ${meta.postgresServer})` : ''}; guard worker: ${meta.guardWorker}${meta.tuning ? `, tuning ${JSON.stringify(meta.tuning)}` : ''}${meta.serverDynamicConfig ? `, server dynamic config ${meta.serverDynamicConfig}` : ''}.  \n` +
       `Stacks: ${meta.stacks}. Took ${fmt((meta.seconds ?? NaN) / 60, 1)} min.  \n` +
       `Figures are the median over the runs, with (min–max). How to read them: bench/README.md.\n`,
   );

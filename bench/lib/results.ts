@@ -46,6 +46,7 @@ export interface BenchResults {
     stacks: string;
     engines?: EngineName[];
     scaleEngine?: EngineName;
+    postgresServer?: string;
   };
   /** Per engine (--engine). Results written before the flag have paths/paced/history at the top (the dev server). */
   engines?: Partial<Record<EngineName, EngineRun>>;

@@ -1,7 +1,7 @@
 // bench/results/summary.json: the run's headline figures in one flat-ish object, every one read from
 // the results (null where this run did not measure it: never a default, never a figure from elsewhere).
 import type { EngineName } from '../../worker/engine/select.ts';
-import type { PathRun } from '../scenarios/paths.ts';
+import type { PathKind, PathRun } from '../scenarios/paths.ts';
 import { STEPS, type HistoryFigures, type Step } from './history.ts';
 import { engineRuns, type BenchResults, type EngineRun } from './results.ts';
 import { spread, type Spread } from './stats.ts';
@@ -47,6 +47,8 @@ export interface Summary {
   p99DeadlineToSmsSaturatingMs: Record<EngineName, number | null>;
   /** Deadline → SMS on the revoke path, median ms per step from the paced runs' histories (else the saturating ones'), and the largest step. */
   legs: Record<EngineName, { steps: Record<Step, number>; largest: Step; histories: number } | null>;
+  /** CPU ms per message in the saturating runs (median over runs): the sizing section's measured inputs. */
+  cpuMsPerMessage: Record<EngineName, Partial<Record<PathKind, { worker: number | null; server: number | null; webhook: number | null }>> | null>;
   /** Everything else on the machine during scenarios 1–3: median percent of one core. */
   othersCpuPercent: Record<EngineName, number | null>;
   scale: {
@@ -98,6 +100,14 @@ export function summarize(results: BenchResults, command: string): Summary {
     legs: perEngine(runs, (r) => {
       const m = stepMedians(r.history.revoke?.paced?.length ? r.history.revoke.paced : r.history.revoke?.loaded);
       return m ? { steps: Object.fromEntries(STEPS.map((k) => [k, Math.round(m.steps[k])])) as Record<Step, number>, largest: m.largest, histories: m.n } : null;
+    }),
+    cpuMsPerMessage: perEngine(runs, (r) => {
+      const out: Partial<Record<PathKind, { worker: number | null; server: number | null; webhook: number | null }>> = {};
+      for (const [kind, list] of Object.entries(r.paths) as [PathKind, PathRun[]][]) {
+        const per = (k: 'worker' | 'server' | 'webhook') => num(spread(list.map((x) => (1000 * x.cpu[k]) / x.n)).median);
+        out[kind] = { worker: per('worker'), server: per('server'), webhook: per('webhook') };
+      }
+      return out;
     }),
     othersCpuPercent: perEngine(runs, (r) => {
       const all = Object.values(r.paths).flat();
