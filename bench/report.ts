@@ -344,8 +344,17 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
 
   // ---- scale goal (needs two sizes) ----
   if (results.scale.length) {
-    const w = spread(results.scale.map((r) => r.rssSleeping.worker)).median;
-    goals.push([`Worker RSS bounded with ${fmt(results.scale[0]?.guards ?? NaN)} sleeping guards`, `${fmt(w)} MiB (compare the 20k and 100k runs in bench/README.md)`, '—']);
+    // Flat within 10 % from the smallest to the largest size this run measured.
+    const bySize = [...results.scale].sort((x, y) => x.guards - y.guards);
+    const [lo, hi] = [bySize[0], bySize[bySize.length - 1]];
+    if (lo && hi && hi.guards > lo.guards) {
+      const growth = hi.rssSleeping.worker / lo.rssSleeping.worker - 1;
+      goals.push([`Worker RSS flat (within 10 %) from ${fmt(lo.guards)} to ${fmt(hi.guards)} sleeping guards`, `${fmt(lo.rssSleeping.worker)} → ${fmt(hi.rssSleeping.worker)} MiB (${fmt(100 * growth, 1)} %)`, verdict(Number.isFinite(growth) ? growth <= 0.1 : undefined)]);
+    } else {
+      const w = spread(results.scale.map((r) => r.rssSleeping.worker)).median;
+      goals.push([`Worker RSS with ${fmt(lo?.guards ?? NaN)} sleeping guards (flat? needs a second size: --scale 20000,100000)`, `${fmt(w)} MiB`, '—']);
+    }
+    for (const r of results.scale.filter((x) => x.wave)) goals.push([`Deadline wave of ${fmt(r.wave?.guards ?? NaN)}: every outcome right`, r.correct ? 'yes' : 'no', verdict(r.correct)]);
   }
 
   // ---- CPU profiles ----
