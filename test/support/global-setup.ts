@@ -1,6 +1,7 @@
 // One Temporal dev server and one workflow bundle for the whole suite; each test file gets its own
 // task queue. Started from the project-local CLI (see worker/temporal-binaries.ts).
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +25,16 @@ async function startPostgres(): Promise<{ address: string }> {
   return postgres;
 }
 
+/** The Python and Go clients the cross-language tests drive: installed once (scripts/install-clients.sh), so `npm test` needs no other step. */
+function ensureClients(): void {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  if (existsSync(join(root, '.tools/py-client/bin/python'))) return;
+  process.stderr.write('rbm-guard: installing the Python and Go clients for the cross-language tests (once)…\n');
+  execFileSync('bash', [join(root, 'scripts/install-clients.sh')], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
 export async function setup(project: TestProject): Promise<void> {
+  ensureClients();
   const dir = mkdtempSync(join(tmpdir(), 'rbm-guard-bundle-'));
   const bundlePath = join(dir, 'workflow-bundle.js');
   const benchBundlePath = join(dir, 'bench-workflow-bundle.js');
