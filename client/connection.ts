@@ -54,12 +54,8 @@ function readTlsFile(option: 'tlsCert' | 'tlsKey', file: string): Buffer {
   }
 }
 
-/** A connected Client with the payload codec. */
-export async function connectClient(options: ClientOptions): Promise<Client>;
-/** @deprecated Config-shaped input: use `connectClient(clientOptions(config, { address }))`. */
-export async function connectClient(target: TemporalTarget, legacy?: { codec?: PayloadCodec | null }): Promise<Client>;
-export async function connectClient(input: ClientOptions | TemporalTarget, legacy: { codec?: PayloadCodec | null } = {}): Promise<Client> {
-  const options = 'TEMPORAL_NAMESPACE' in input ? clientOptions(input, { address: input.address, codec: legacy.codec }) : input;
+/** A connected Client with the payload codec (from the configuration: `connectClient(clientOptions(config, { address }))`). */
+export async function connectClient(options: ClientOptions): Promise<Client> {
   const connection = await Connection.connect({
     address: options.address,
     tls: tlsFor(options),

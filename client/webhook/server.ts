@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Client } from '@temporalio/client';
 import { ConfigError, loadConfig, type Config } from '../../config/index.ts';
-import { connectClient } from '../connection.ts';
+import { clientOptions, connectClient } from '../connection.ts';
 import { createLogger, type Logger } from '../../config/logger.ts';
 import { buildWebhookApp, type WebhookAppOptions } from './app.ts';
 
@@ -41,7 +41,7 @@ export function temporalAddress(config: Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPO
 async function connect(config: Config): Promise<Client> {
   const address = temporalAddress(config);
   try {
-    return await connectClient({ ...config, address });
+    return await connectClient(clientOptions(config, { address }));
   } catch (err) {
     throw new WebhookStartError(`cannot reach Temporal at ${address}: ${(err as Error).message}`, { cause: err });
   }

@@ -53,7 +53,7 @@
 //   nothing lost   every guard event the webhook acknowledged is in the timeline, unless it came
 //                  after the guard closed; a DELIVERED after a guard closed with an SMS outcome has
 //                  its late-delivery record (id = lateDeliveryWorkflowId(guard id, eventId)).
-import { lateDeliveryWorkflowId, SMS_OUTCOMES, type Outcome } from '../../workflows/contract.ts';
+import { lateDeliveryWorkflowId, parseGuardWorkflowId, SMS_OUTCOMES, type Outcome } from '../../workflows/contract.ts';
 import type { MessageTruth } from '../sim/rbm-simulator.ts';
 import {
   ackTime,
@@ -279,9 +279,8 @@ function checkClosed(
 }
 
 function neverCreated(m: CheckedMessage): MessageTruth {
-  const ids = /^rbm-guard\/([^/]+)\//.exec(m.workflowId);
   return {
-    agentId: ids?.[1] ?? '',
+    agentId: parseGuardWorkflowId(m.workflowId)?.agentId ?? '',
     messageId: m.messageId,
     phone: m.phone,
     origin: 'api',
