@@ -72,12 +72,14 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
 
     let devServer: DevServer | undefined;
     let address = config.TEMPORAL_ADDRESS;
+    let engineUiUrl: string | null = null;
     if (!address && config.RBM_GUARD_ENGINE === 'postgres') {
-      // The engine production runs: a local PostgreSQL cluster and the Temporal server (no Web UI).
-      const engine = await startPostgresEngine({ dataDir: config.RBM_GUARD_DATA_DIR, port: config.TEMPORAL_DEV_PORT, namespace: config.TEMPORAL_NAMESPACE, retentionDays: config.TEMPORAL_NAMESPACE_RETENTION_DAYS });
+      // The engine production runs: a local PostgreSQL cluster, the Temporal server and its Web UI.
+      const engine = await startPostgresEngine({ dataDir: config.RBM_GUARD_DATA_DIR, port: config.TEMPORAL_DEV_PORT, namespace: config.TEMPORAL_NAMESPACE, retentionDays: config.TEMPORAL_NAMESPACE_RETENTION_DAYS, uiPort: config.TEMPORAL_UI_PORT, codecEndpoint: codecServer?.uiEndpoint });
       stopServer = () => engine.stop();
       address = engine.address;
-      log.info({ address, postgres: `127.0.0.1:${engine.postgres.port}`, metrics: engine.metricsUrl }, 'Temporal server on PostgreSQL started');
+      engineUiUrl = engine.uiUrl;
+      log.info({ address, ui: engine.uiUrl, postgres: `127.0.0.1:${engine.postgres.port}`, metrics: engine.metricsUrl }, 'Temporal server on PostgreSQL started');
     }
     if (!address) {
       const dbFile = resolve(join(config.RBM_GUARD_DATA_DIR, 'temporal.db'));
@@ -138,7 +140,7 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
 
     return {
       temporalAddress: address,
-      uiUrl: devServer?.uiUrl ?? null,
+      uiUrl: devServer?.uiUrl ?? engineUiUrl,
       webhookUrl,
       apiUrl: api?.url ?? null,
       apiKeyFile: api?.keys.devKeyFile ?? null,

@@ -114,7 +114,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const startTemporal = async (): Promise<DevServer> => {
     if (engine !== 'postgres') return startDevServerHere();
     if (postgres) await postgres.startServer();
-    else postgres = await startPostgresEngine({ dataDir, port, log });
+    else postgres = await startPostgresEngine({ dataDir, port, uiPort: options.uiPort, codecEndpoint: codecServer?.uiEndpoint, log });
     return postgres;
   };
   const startDevServerHere = () =>

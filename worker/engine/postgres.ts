@@ -31,6 +31,8 @@ export function pinnedVersions(): Record<string, string> {
   return Object.fromEntries(entries);
 }
 
+const uiServerBinary = () => `temporal-ui-server-${pinnedVersions().TEMPORAL_UI_SERVER_VERSION}`;
+
 export function serverToolsDir(): string {
   return join(root, '.tools', `temporal-server-${pinnedVersions().TEMPORAL_SERVER_VERSION}`);
 }
@@ -38,7 +40,7 @@ export function serverToolsDir(): string {
 /** Builds the pinned server on first use (minutes, once); afterwards a no-op. */
 export async function ensureTemporalServer(log: (line: string) => void = (l) => process.stderr.write(l)): Promise<string> {
   const dir = serverToolsDir();
-  if (existsSync(join(dir, 'temporal-server')) && existsSync(join(dir, 'temporal-sql-tool'))) return dir;
+  if ([...['temporal-server', 'temporal-sql-tool', 'schema-postgresql'], uiServerBinary()].every((f) => existsSync(join(dir, f)))) return dir;
   const child = spawn('bash', [INSTALL_SCRIPT], { stdio: ['ignore', 'inherit', 'pipe'] });
   let output = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -92,13 +94,17 @@ export interface PostgresEngineOptions {
   port?: number;
   namespace?: string;
   retentionDays?: number;
+  /** Web UI port (the UI server, config/temporal/ui/rbm-guard.yaml); undefined = no UI. */
+  uiPort?: number;
+  /** The codec endpoint the UI decrypts payloads through. */
+  codecEndpoint?: string;
   log?: (source: string, line: string) => void;
 }
 
 export interface PostgresEngine {
   address: string;
   port: number;
-  uiUrl: null;
+  uiUrl: string | null;
   /** The Temporal server's Prometheus endpoint. */
   metricsUrl: string;
   readonly process: ChildProcess;
@@ -119,6 +125,7 @@ export async function startPostgresEngine(options: PostgresEngineOptions): Promi
   mkdirSync(dataDir, { recursive: true });
   const postgres = await startPostgresCluster({ dir: join(dataDir, 'postgres'), log: (l) => log('postgres', l) });
   let server: ChildProcess | undefined;
+  let ui: ChildProcess | undefined;
   try {
     migrateSchemas(tools, postgres);
     const port = options.port ?? (await freePort());
@@ -161,12 +168,20 @@ export async function startPostgresEngine(options: PostgresEngineOptions): Promi
     };
     await startServer();
     await setupNamespace({ address, namespace: options.namespace ?? 'default', retentionDays: options.retentionDays ?? 30, log: (l) => log('setup', l) });
+    const uiUrl = options.uiPort === undefined ? null : `http://127.0.0.1:${options.uiPort}`;
+    if (uiUrl) {
+      ui = spawn(join(tools, uiServerBinary()), ['--root', join(root, 'config/temporal'), '--config', 'ui', '--env', 'rbm-guard', 'start'], {
+        env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_UI_PORT: String(options.uiPort), TEMPORAL_DEFAULT_NAMESPACE: options.namespace ?? 'default', TEMPORAL_CODEC_ENDPOINT: options.codecEndpoint ?? '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      await waitForUi(ui, uiUrl, (l) => log('ui', l));
+    }
 
     const stopServer = () => stopChild(server, 'SIGTERM', 20_000);
     return {
       address,
       port,
-      uiUrl: null,
+      uiUrl,
       metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
       get process() {
         return server as ChildProcess;
@@ -176,12 +191,14 @@ export async function startPostgresEngine(options: PostgresEngineOptions): Promi
       startServer,
       stopServer,
       async stop() {
+        await stopChild(ui);
         await stopServer();
         await postgres.stop();
         logFile.end();
       },
     };
   } catch (err) {
+    await stopChild(ui);
     await stopChild(server);
     await postgres.stop();
     throw err;
@@ -215,6 +232,27 @@ function serverLogLine(output: string): string {
     // not JSON: the line as it is
   }
   return line;
+}
+
+/** The UI server answers its page; one line on a port in use or an early exit. */
+async function waitForUi(child: ChildProcess, url: string, log: (line: string) => void): Promise<void> {
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+    log(chunk.toString());
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new EngineError(/address already in use/i.test(output) ? `Temporal UI could not start: ${url} is already in use` : `Temporal UI server exited at start: ${lastLine(output)}`);
+    }
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() > deadline) throw new EngineError(`Temporal UI server at ${url} not answering after 30 s: ${lastLine(output)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** The frontend answers GetSystemInfo (the history and matching services may take a moment longer: setup retries). */
