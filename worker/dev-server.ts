@@ -55,6 +55,9 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** How long a starting dev server may take to answer. */
+export const DEV_SERVER_READY_TIMEOUT_MS = 90_000;
+
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const cli = temporalCliPath();
   if (!cli) throw new Error('Temporal CLI not found: run `npm run setup:temporal` (or set TEMPORAL_CLI_PATH)');
@@ -82,8 +85,16 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   const address = `127.0.0.1:${port}`;
-  const ready = waitForServer(address, 30_000);
-  const first = await Promise.race([ready.then(() => 'ready' as const), exited.then(() => 'exited' as const)]);
+  // Generous: a restart on a large SQLite file, on a loaded machine, has been seen to take over 30 s.
+  const ready = waitForServer(address, DEV_SERVER_READY_TIMEOUT_MS);
+  let first: 'ready' | 'exited';
+  try {
+    first = await Promise.race([ready.then(() => 'ready' as const), exited.then(() => 'exited' as const)]);
+  } catch (err) {
+    child.kill('SIGKILL'); // nothing half-started is left running
+    await exited;
+    throw err;
+  }
   if (first === 'exited') {
     const inUse = /address already in use|bind/i.test(output);
     throw new Error(
