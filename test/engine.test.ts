@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EngineError } from '../worker/engine/process.ts';
 import { ensureTemporalServer, startPostgresEngine } from '../worker/engine/postgres.ts';
 import { startPostgresCluster } from '../worker/engine/postgres-cluster.ts';
+import { freePort } from '../worker/dev-server.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const dataDir = () => {
@@ -77,6 +78,22 @@ describe('PostgreSQL engine: one clear line, nothing left running', () => {
     expect(err).toBeInstanceOf(EngineError);
     expect((err as Error).message).toBe(`Temporal server could not start: a port it needs on 127.0.0.1 is in use (${port}); see ${dir}/temporal-server.log`);
     expect(runningIn(dir)).toEqual([]);
+  });
+
+  it('with a UI port: the Web UI server answers on 127.0.0.1 with our namespace and codec endpoint, and stops with the engine', { timeout: 120_000 }, async () => {
+    const dir = dataDir();
+    const uiPort = await freePort();
+    const engine = await startPostgresEngine({ dataDir: dir, uiPort, namespace: 'default', codecEndpoint: 'http://127.0.0.1:1/token-xyz' });
+    try {
+      expect(engine.uiUrl).toBe(`http://127.0.0.1:${uiPort}`);
+      expect((await fetch(engine.uiUrl!)).status).toBe(200);
+      const settings = (await (await fetch(`${engine.uiUrl}/api/v1/settings`)).json()) as { DefaultNamespace: string; Codec: { Endpoint: string }; Version: string };
+      expect(settings).toMatchObject({ DefaultNamespace: 'default', Codec: { Endpoint: 'http://127.0.0.1:1/token-xyz' }, Version: '2.54.1' });
+    } finally {
+      await engine.stop();
+    }
+    expect(runningIn(dir)).toEqual([]);
+    await expect(fetch(`http://127.0.0.1:${uiPort}/`)).rejects.toThrow();
   });
 
   it('a PostgreSQL from an earlier run still holding the folder: names its pid', { timeout: 60_000 }, async () => {
