@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardWorkflowId, type GuardStatus } from '../workflows/contract.ts';
 import { ValidationError } from '../client/track-input.ts';
 import { HistoryRecorder } from './support/histories.ts';
-import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
+import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 
 let stack: GuardStack;
 // Replay fixtures: `RBM_GUARD_RECORD_HISTORIES=1 npx vitest run test/guard.test.ts test/guard-pessimistic.test.ts`
@@ -23,22 +23,11 @@ afterAll(async () => {
 });
 
 /** Registers the message with the simulator as sent, then tracks it. */
+/** Sends (simulator) and tracks a message, and records its history under `name`. */
 async function sendAndTrack(name: string, plan: Parameters<GuardStack['sim']['registerSent']>[0]['plan'], track: Record<string, unknown> = {}) {
-  const m = testMessage(name);
-  stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan, expireTime: track.expireTime as string | undefined });
-  delete track.expireTime;
-  const { workflowId } = await stack.guards.track({
-    agentId: m.agentId,
-    messageId: m.messageId,
-    phone: m.phone,
-    staleIn: '1500ms',
-    fallbackText: `code for ${name}`,
-    trafficType: 'AUTHENTICATION',
-    policy: m.policy,
-    ...track,
-  });
-  recorded.push({ name, workflowId });
-  return { ...m, workflowId };
+  const m = await sendAndTrackOn(stack, name, plan, track);
+  recorded.push({ name, workflowId: m.workflowId });
+  return m;
 }
 
 const states = (s: GuardStatus) => s.timeline.map((t) => t.state);
@@ -98,7 +87,7 @@ describe.concurrent('guard outcomes on a real server', () => {
 
   it('revoke hangs → RECHECK → late DELIVERED: DELIVERED, no SMS', async () => {
     const m = testMessage('revoke-hang-delivered');
-    stack.sim.injectRevokeFaults(m.messageId, [{ hangMs: 1500, perform: false }, { hangMs: 1500, perform: false }]);
+    stack.sim.injectRevokeFaults(m.messageId, [{ hangMs: 3000, perform: false }, { hangMs: 3000, perform: false }]);
     const t = await sendAndTrackAs(m, 'revoke-hang-delivered', { deliverAfterMs: null });
     await stack.waitForState(t.workflowId, 'RECHECK');
     expect(stack.sim.deliver(m.messageId)).toBe(true);
@@ -110,7 +99,7 @@ describe.concurrent('guard outcomes on a real server', () => {
 
   it('revoke hangs → no DELIVERED → second revoke round: one SMS', async () => {
     const m = testMessage('revoke-hang-twice');
-    stack.sim.injectRevokeFaults(m.messageId, [{ hangMs: 1500, perform: false }, { hangMs: 1500, perform: false }]);
+    stack.sim.injectRevokeFaults(m.messageId, [{ hangMs: 3000, perform: false }, { hangMs: 3000, perform: false }]);
     const t = await sendAndTrackAs(m, 'revoke-hang-twice', { deliverAfterMs: null });
     const status = await stack.result(t.workflowId);
     expect(status.outcome).toBe('FALLBACK_SENT');

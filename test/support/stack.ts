@@ -69,7 +69,8 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
     RBM_API_BASE_URL: sim.url,
     RBM_TOKEN_URL: sim.tokenUrl,
     GOOGLE_APPLICATION_CREDENTIALS: sim.writeServiceAccountKeyFile(),
-    RBM_REQUEST_TIMEOUT_MS: '500',
+    // Loose enough that a loaded machine does not turn a slow answer into a lost one (a retried DELETE gets 404).
+    RBM_REQUEST_TIMEOUT_MS: '1500',
     ...(options.fallback === 'twilio'
       ? {
           FALLBACK_PROVIDER: 'twilio',
@@ -79,7 +80,7 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
           TWILIO_FROM: '+15005550006',
         }
       : { FALLBACK_PROVIDER: 'http', FALLBACK_HTTP_URL: `${sink.url}/messages` }),
-    FALLBACK_REQUEST_TIMEOUT_MS: '1000',
+    FALLBACK_REQUEST_TIMEOUT_MS: '2000',
     ...options.env,
   });
   const taskQueue = `test-${randomUUID()}`;
@@ -146,4 +147,29 @@ export function testMessage(name: string) {
     phone: `+1415${n}`,
     policy: { graceMs: 1500, lingerMs: 2500, revokeAttempts: 2, maxRevokeRounds: 2, fallbackAttempts: 4 },
   };
+}
+
+/**
+ * Registers a test message with the simulator as sent (by the backend, with its own TTL when
+ * `track.expireTime` is given), then tracks it as an OTP with a 1.5 s deadline unless `track` says otherwise.
+ */
+export async function sendAndTrack(
+  stack: GuardStack,
+  name: string,
+  plan: Parameters<GuardStack['sim']['registerSent']>[0]['plan'],
+  track: Record<string, unknown> = {},
+) {
+  const m = testMessage(name);
+  stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan, expireTime: track.expireTime as string | undefined });
+  const { workflowId } = await stack.guards.track({
+    agentId: m.agentId,
+    messageId: m.messageId,
+    phone: m.phone,
+    staleIn: '1500ms',
+    fallbackText: `code for ${name}`,
+    trafficType: 'AUTHENTICATION',
+    policy: m.policy,
+    ...track,
+  });
+  return { ...m, workflowId };
 }
