@@ -71,7 +71,9 @@ export function createRbmClient({ config, keyFile, credentials }: RbmClientOptio
     key: key.private_key,
     keyId: key.private_key_id,
     scopes: [RBM_SCOPE],
-    transporterOptions: { timeout: config.RBM_REQUEST_TIMEOUT_MS },
+    // Node's own fetch, not gaxios's default node-fetch: node-fetch emits an 'error' on a response body
+    // nobody listens to when its timeout fires at the wrong moment, which crashed a worker under load.
+    transporterOptions: { timeout: config.RBM_REQUEST_TIMEOUT_MS, fetchImplementation: fetch },
   });
   const tokenUrl = config.RBM_TOKEN_URL;
   if (tokenUrl) {
