@@ -91,8 +91,8 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
       const rRevoke = ratios(p.revoke, p['floor-activities']);
       const cpuShare = (runs: PathRun[] | undefined) => {
         if (!runs?.length) return '—';
-        const f = (k: 'worker' | 'server' | 'webhook' | 'bench' | 'foreign') => spread(runs.map((r) => (100 * (r.cpu[k] ?? NaN)) / r.cpu.wall)).median;
-        return `${fmt(f('server'))} / ${fmt(f('worker'))} / ${fmt(f('webhook'))} / ${fmt(f('bench'))} / ${fmt(f('foreign'))}`;
+        const f = (k: 'worker' | 'server' | 'postgres' | 'webhook' | 'bench' | 'foreign') => spread(runs.map((r) => (100 * (r.cpu[k] ?? NaN)) / r.cpu.wall)).median;
+        return `${fmt(f('server'))} / ${fmt(f('postgres'))} / ${fmt(f('worker'))} / ${fmt(f('webhook'))} / ${fmt(f('bench'))} / ${fmt(f('foreign'))}`;
       };
       const rows = (['floor-signal', 'delivered', 'floor-activities', 'revoke'] as const)
         .filter((k) => p[k]?.length)
@@ -108,7 +108,7 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
         ]);
       both(
         `Scenarios 1–3: completions per second (${meta.concurrency} in flight, ${meta.n} messages per run)` + E,
-        table(['workflow', 'completed/s', 'ratio to floor', 'e2e p50 / p99 ms', 'worker RSS MiB', 'server RSS MiB', 'CPU % server/worker/webhook/bench/others', 'failed'], rows),
+        table(['workflow', 'completed/s', 'ratio to floor', 'e2e p50 / p99 ms', 'worker RSS MiB', 'server RSS MiB', 'CPU % server/PostgreSQL/worker/webhook/bench/others', 'failed'], rows),
         'completed/s: the steady-state rate, between 20 % and 80 % of the completions (ramp-up and drain left out; whole-run averages are in the JSON). ' +
           'Ratio: each guard run over the floor run beside it, median (min–max) over the runs. CPU: percent of one core during the run (the machine has ' +
           `${meta.machine.cpus}); "others" is everything else running on the machine meanwhile (a noisy neighbour shows there). e2e: start call → workflow closed, including the ${meta.deliverAfterMs} ms delivery delay or the ${meta.staleInMs} ms deadline.`,

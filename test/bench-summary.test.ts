@@ -14,7 +14,7 @@ const events = (name: string): Event[] =>
 const t = (e: Event | undefined) => Number(e?.eventTime?.seconds ?? 0) * 1000 + (e?.eventTime?.nanos ?? 0) / 1e6;
 
 const run = (perSecond: number, p99?: number) =>
-  ({ perSecond, n: 10, cpu: { foreign: 1, wall: 10, worker: 0.2, server: 0.5, webhook: 0 }, deadlineToSms: p99 === undefined ? undefined : { p99 } }) as unknown as PathRun;
+  ({ perSecond, n: 10, cpu: { foreign: 1, wall: 10, worker: 0.2, server: 0.5, postgres: 0.3, webhook: 0 }, deadlineToSms: p99 === undefined ? undefined : { p99 } }) as unknown as PathRun;
 
 function results(): BenchResults {
   const revoked = historyFigures('g', events('revoked'));
@@ -42,7 +42,7 @@ it('the summary holds what the run measured and null for the rest', () => {
   expect(s.p99DeadlineToSmsMs).toEqual({ dev: 250, postgres: null });
   expect(s.p99DeadlineToSmsSaturatingMs.dev).toBe(900);
   expect(s.othersCpuPercent.dev).toBe(10);
-  expect(s.cpuMsPerMessage.dev?.revoke).toEqual({ worker: 20, server: 50, webhook: 0 });
+  expect(s.cpuMsPerMessage.dev?.revoke).toEqual({ worker: 20, server: 50, postgres: 30, webhook: 0 });
   expect(s.scale.workerRssMiB).toEqual({ '20000': null, '100000': null });
   expect(s.scale.engine).toBeNull();
 });

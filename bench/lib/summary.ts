@@ -48,7 +48,7 @@ export interface Summary {
   /** Deadline → SMS on the revoke path, median ms per step from the paced runs' histories (else the saturating ones'), and the largest step. */
   legs: Record<EngineName, { steps: Record<Step, number>; largest: Step; histories: number } | null>;
   /** CPU ms per message in the saturating runs (median over runs): the sizing section's measured inputs. */
-  cpuMsPerMessage: Record<EngineName, Partial<Record<PathKind, { worker: number | null; server: number | null; webhook: number | null }>> | null>;
+  cpuMsPerMessage: Record<EngineName, Partial<Record<PathKind, { worker: number | null; server: number | null; postgres: number | null; webhook: number | null }>> | null>;
   /** Everything else on the machine during scenarios 1–3: median percent of one core. */
   othersCpuPercent: Record<EngineName, number | null>;
   scale: {
@@ -102,10 +102,10 @@ export function summarize(results: BenchResults, command: string): Summary {
       return m ? { steps: Object.fromEntries(STEPS.map((k) => [k, Math.round(m.steps[k])])) as Record<Step, number>, largest: m.largest, histories: m.n } : null;
     }),
     cpuMsPerMessage: perEngine(runs, (r) => {
-      const out: Partial<Record<PathKind, { worker: number | null; server: number | null; webhook: number | null }>> = {};
+      const out: Partial<Record<PathKind, { worker: number | null; server: number | null; postgres: number | null; webhook: number | null }>> = {};
       for (const [kind, list] of Object.entries(r.paths) as [PathKind, PathRun[]][]) {
-        const per = (k: 'worker' | 'server' | 'webhook') => num(spread(list.map((x) => (1000 * x.cpu[k]) / x.n)).median);
-        out[kind] = { worker: per('worker'), server: per('server'), webhook: per('webhook') };
+        const per = (k: 'worker' | 'server' | 'postgres' | 'webhook') => num(spread(list.map((x) => (1000 * (x.cpu[k] ?? NaN)) / x.n)).median);
+        out[kind] = { worker: per('worker'), server: per('server'), postgres: per('postgres'), webhook: per('webhook') };
       }
       return out;
     }),

@@ -33,6 +33,8 @@ export interface CpuSplit {
   /** The other worker (idle: the floor's during guard runs and the other way round). */
   idleWorker: number;
   server: number;
+  /** The PostgreSQL cluster (postmaster and backends) on the PostgreSQL engine; 0 on the dev server. */
+  postgres?: number;
   webhook: number;
   bench: number;
   /** Everything else on the machine (other people's processes): a run with much of it is noisy. */
@@ -144,12 +146,14 @@ export async function runPath(
     idleWorker: floor ? env.guardWorkerPid() : env.floorWorkerPid(),
     server: env.serverPid(),
     webhook: env.webhookPid(),
+    postgres: env.postgresPid(),
   };
   const cpuNow = () => ({
     worker: cpuSeconds(pids.worker),
     idleWorker: cpuSeconds(pids.idleWorker),
     server: cpuSeconds(pids.server),
     webhook: cpuSeconds(pids.webhook),
+    postgres: pids.postgres === undefined ? 0 : cpuSeconds(pids.postgres),
     bench: process.cpuUsage(),
     machine: machineBusySeconds(),
   });
@@ -162,11 +166,12 @@ export async function runPath(
     idleWorker: cpu1.idleWorker - cpu0.idleWorker,
     server: cpu1.server - cpu0.server,
     webhook: cpu1.webhook - cpu0.webhook,
+    postgres: cpu1.postgres - cpu0.postgres,
     bench: (benchCpu.user + benchCpu.system) / 1e6,
     foreign: 0,
     wall: result.seconds,
   };
-  const ours = cpu.worker + cpu.idleWorker + cpu.server + cpu.webhook + cpu.bench;
+  const ours = cpu.worker + cpu.idleWorker + cpu.server + (cpu.postgres ?? 0) + cpu.webhook + cpu.bench;
   cpu.foreign = Math.max(0, cpu1.machine - cpu0.machine - ours);
   const rssSamples = rss.stop();
 
