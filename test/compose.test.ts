@@ -45,10 +45,10 @@ function environmentOf(service: ComposeService): Record<string, string> {
 const commandText = (s: ComposeService) => [s.entrypoint ?? [], s.command ?? []].flat().join(' ');
 
 describe('docker-compose.yml', () => {
-  it('builds our worker, webhook and codec server from the Dockerfile, each one part of service/main.ts', () => {
-    expect(ours.map(([name]) => name).sort()).toEqual(['codec', 'temporal-setup', 'webhook', 'worker']);
+  it('builds our worker, webhook, HTTP API and codec server from the Dockerfile, each one part of service/main.ts', () => {
+    expect(ours.map(([name]) => name).sort()).toEqual(['api', 'codec', 'temporal-setup', 'webhook', 'worker']);
     expect(services['temporal-setup']?.command).toEqual(['node', '--import', 'tsx', 'client/cli.ts', 'setup']);
-    for (const part of ['worker', 'webhook', 'codec']) {
+    for (const part of ['worker', 'webhook', 'api', 'codec']) {
       expect(services[part]?.command).toEqual(['node', '--import', 'tsx', 'service/main.ts', '--only', part]);
     }
     expect(existsSync(new URL('service/main.ts', root))).toBe(true);
