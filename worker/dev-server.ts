@@ -120,6 +120,15 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 }
 
 async function waitForServer(address: string, timeoutMs: number): Promise<void> {
+  try {
+    await waitForFrontend(address, timeoutMs);
+  } catch (err) {
+    throw new Error(`Temporal dev server at ${address} not ready after ${timeoutMs} ms: ${String(err)}`);
+  }
+}
+
+/** Until a Temporal frontend answers GetSystemInfo (either engine), or the time runs out, or `gone()` says its process died. */
+export async function waitForFrontend(address: string, timeoutMs: number, gone: () => boolean = () => false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -131,7 +140,7 @@ async function waitForServer(address: string, timeoutMs: number): Promise<void> 
         await connection.close();
       }
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`Temporal dev server at ${address} not ready after ${timeoutMs} ms: ${String(err)}`);
+      if (Date.now() > deadline || gone()) throw err;
       await new Promise((r) => setTimeout(r, 200));
     }
   }

@@ -9,9 +9,8 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Connection } from '@temporalio/client';
 import { setupNamespace } from '../../client/setup.ts';
-import { freePort } from '../dev-server.ts';
+import { freePort, waitForFrontend } from '../dev-server.ts';
 import { lastLine, startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
 import { EngineError, onceExited, stopChild } from './process.ts';
 
@@ -252,24 +251,5 @@ async function waitForUi(child: ChildProcess, url: string, log: (line: string) =
     if (ok) return;
     if (Date.now() > deadline) throw new EngineError(`Temporal UI server at ${url} not answering after 30 s: ${lastLine(output)}`);
     await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** The frontend answers GetSystemInfo (the history and matching services may take a moment longer: setup retries). */
-async function waitForFrontend(address: string, timeoutMs: number, gone: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
-      try {
-        await connection.workflowService.getSystemInfo({});
-        return;
-      } finally {
-        await connection.close();
-      }
-    } catch (err) {
-      if (Date.now() > deadline || gone()) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
   }
 }
