@@ -1,9 +1,13 @@
 // The chaos run's process faults: the worker SIGKILLed three times, the webhook once, Temporal stopped
-// and restarted on the same SQLite file once, at seeded moments while guards are deciding.
+// and restarted on the same SQLite file once, at seeded moments while guards are deciding. On the
+// PostgreSQL engine the Temporal server is SIGKILLed instead, and PostgreSQL itself is stopped (fast
+// shutdown) and started again once.
 import type { LocalStack } from '../stack/local-stack.ts';
 
+export const PROCESS_FAULTS = ['worker SIGKILL', 'webhook SIGKILL', 'Temporal stop/restart', 'Temporal server SIGKILL', 'PostgreSQL stop/start'] as const;
+
 export interface ProcessFault {
-  what: 'worker SIGKILL' | 'webhook SIGKILL' | 'Temporal stop/restart';
+  what: (typeof PROCESS_FAULTS)[number];
   /** ms after the batch started. */
   at: number;
   /** How long it was down (kill → restarted and ready). */
@@ -23,9 +27,11 @@ export interface PlannedFault {
  * Three worker kills and one webhook kill spread over the whole active window, in a seeded order; the
  * Temporal restart always while the backend is still tracking (so track() has to ride it out).
  */
-export function processFaultSchedule(random: () => number, fromMs: number, toMs: number, trackingUntilMs: number): PlannedFault[] {
-  const temporal = { what: 'Temporal stop/restart' as const, at: Math.round(2_000 + random() * 0.6 * Math.max(0, trackingUntilMs - 2_000)) };
+export function processFaultSchedule(random: () => number, fromMs: number, toMs: number, trackingUntilMs: number, engine: 'dev' | 'postgres' = 'dev'): PlannedFault[] {
+  const during = () => Math.round(2_000 + random() * 0.6 * Math.max(0, trackingUntilMs - 2_000));
+  const temporal = { what: engine === 'postgres' ? ('Temporal server SIGKILL' as const) : ('Temporal stop/restart' as const), at: during() };
   const kinds: ProcessFault['what'][] = ['worker SIGKILL', 'worker SIGKILL', 'worker SIGKILL', 'webhook SIGKILL'];
+  if (engine === 'postgres') kinds.push('PostgreSQL stop/start');
   for (let i = kinds.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
@@ -41,6 +47,18 @@ export async function inflict(stack: LocalStack, what: ProcessFault['what'], at:
   try {
     if (what === 'Temporal stop/restart') {
       await stack.restartTemporal(1_000 + Math.round(random() * 2_000));
+    } else if (what === 'Temporal server SIGKILL' || what === 'PostgreSQL stop/start') {
+      const engine = stack.postgres;
+      if (!engine) throw new Error(`${what} needs the PostgreSQL engine`);
+      if (what === 'Temporal server SIGKILL') {
+        await engine.killServer();
+        await sleep(pause);
+        await engine.startServer();
+      } else {
+        await engine.postgres.stop(); // fast shutdown: the server's connections break mid-write
+        await sleep(pause);
+        await engine.postgres.start();
+      }
     } else {
       const service = what === 'worker SIGKILL' ? stack.worker : stack.webhook;
       await service.kill();

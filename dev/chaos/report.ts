@@ -6,7 +6,7 @@ import type { LocalStack } from '../stack/local-stack.ts';
 import type { CHAOS_POLICY } from './batch.ts';
 import { INVARIANTS, type CheckResult, type Violation } from './checker.ts';
 import type { FallbackFailedCheck } from './fallback-failed.ts';
-import type { ProcessFault } from './processes.ts';
+import { PROCESS_FAULTS, type ProcessFault } from './processes.ts';
 
 export interface ChaosReport {
   n: number;
@@ -82,7 +82,7 @@ export function formatReport(r: ChaosReport): string {
   lines.push(
     table([
       ['process faults', 'survived', 'at (s after start)'],
-      ...(['worker SIGKILL', 'webhook SIGKILL', 'Temporal stop/restart'] as const).map((what) => [
+      ...PROCESS_FAULTS.filter((what) => r.processFaults.some((f) => f.what === what) || what === 'worker SIGKILL').map((what) => [
         what,
         survived(what),
         r.processFaults

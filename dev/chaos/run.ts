@@ -30,6 +30,9 @@ import { faultTable, type ChaosReport } from './report.ts';
 
 export { formatReport, type ChaosReport } from './report.ts';
 export type { ProcessFault } from './processes.ts';
+
+/** The faults during which Temporal does not answer: track() has to ride them out. */
+const TEMPORAL_OUTAGES = new Set<ProcessFault['what']>(['Temporal stop/restart', 'Temporal server SIGKILL', 'PostgreSQL stop/start']);
 export type { FallbackFailedCheck } from './fallback-failed.ts';
 
 /** The platform faults. */
@@ -161,7 +164,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // ---- process faults, at seeded random moments while guards are deciding ----
     // Kills from the first deadline on (when revokes and SMS are in flight) to the last deadline.
     const minStaleIn = Math.min(...batch.map((m) => m.staleInMs));
-    const schedule = kills ? processFaultSchedule(random, minStaleIn, arrivalWindowMs + maxStaleIn + 6_000, arrivalWindowMs) : [];
+    const schedule = kills ? processFaultSchedule(random, minStaleIn, arrivalWindowMs + maxStaleIn + 6_000, arrivalWindowMs, stack.postgres ? 'postgres' : 'dev') : [];
     const processFaults: ProcessFault[] = [];
     const start = Date.now();
     const scheduler = (async () => {
@@ -292,7 +295,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         failedAttempts: trackRecords.reduce((sum, r) => sum + r.attempts - 1, 0),
         messagesRetried: trackRecords.filter((r) => r.attempts > 1).length,
         acrossOutage: trackRecords.filter((r) =>
-          processFaults.some((f) => f.what === 'Temporal stop/restart' && r.startedAt < start + f.at + f.downMs && r.trackedAt > start + f.at),
+          processFaults.some((f) => TEMPORAL_OUTAGES.has(f.what) && r.startedAt < start + f.at + f.downMs && r.trackedAt > start + f.at),
         ).length,
         errors: Object.fromEntries(trackErrors),
       },
