@@ -117,8 +117,13 @@ describe('a real Prometheus scraping a real worker and webhook', () => {
       return r.result[0] && Number(r.result[0].value[1]) >= 1 ? Number(r.result[0].value[1]) : undefined;
     });
     expect(rejected).toBeGreaterThanOrEqual(1);
-    const polling = await api<{ result: Vector }>(`query?query=${encodeURIComponent('temporal_num_pollers{poller_type="workflow_task",task_queue="rbm-guard"}')}`);
-    expect(Number(polling.result[0]?.value[1])).toBeGreaterThan(0);
+    // The worker reports its pollers only once a scrape caught them: look until one did.
+    const pollers = await eventually('a workflow-task poller', async () => {
+      const r = await api<{ result: Vector }>(`query?query=${encodeURIComponent('temporal_num_pollers{poller_type="workflow_task",task_queue="rbm-guard"}')}`);
+      const n = Number(r.result[0]?.value[1]);
+      return n > 0 ? n : undefined;
+    });
+    expect(pollers).toBeGreaterThan(0);
 
     // Every rule evaluated against the real series without an error.
     const groups = await eventually('rule evaluation', async () => {
