@@ -219,16 +219,18 @@ function childService(
       child = proc;
       exited = new Promise((resolve) => proc.once('exit', () => resolve()));
       let started = false;
+      let last = ''; // the last thing it said: why it died, when it dies at start
       const onLine = (chunk: Buffer) => {
         const text = chunk.toString();
         if (text.includes('rbm-guard is running')) started = true;
+        if (text.trim()) last = text.trim().split('\n').slice(-3).join(' | ').slice(-600);
         log(name, text);
       };
       proc.stdout?.on('data', onLine);
-      proc.stderr?.on('data', (chunk: Buffer) => log(name, chunk.toString()));
+      proc.stderr?.on('data', onLine);
       const deadline = Date.now() + 60_000;
       while (!started) {
-        if (proc.exitCode !== null) throw new Error(`${name} exited at start with code ${proc.exitCode}`);
+        if (proc.exitCode !== null) throw new Error(`${name} exited at start with code ${proc.exitCode}${last ? `: ${last}` : ''}`);
         if (Date.now() > deadline) throw new Error(`${name} did not start within 60 s`);
         await new Promise((r) => setTimeout(r, 50));
       }
