@@ -22,6 +22,7 @@ import { createGuardWorker } from '../worker/worker.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { startRbmSimulator, userEvent, type PushRecord, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
+import { eventually } from './support/eventually.ts';
 
 // Quiet: the outage test makes the worker's pollers complain (WARN) until the server is back.
 Runtime.install({
@@ -97,15 +98,6 @@ async function stopStack(stack: Stack | undefined): Promise<void> {
   await stack.client.connection.close();
 }
 
-async function eventually<T>(fn: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn().catch(() => undefined);
-    if (value !== undefined && ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const outcome = (guards: GuardClient, workflowId: string, want: Outcome) =>
   eventually(

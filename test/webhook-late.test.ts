@@ -20,6 +20,7 @@ import {
 } from '../workflows/contract.ts';
 import { rbmLateDelivery } from '../workflows/late-delivery.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
+import { eventually } from './support/eventually.ts';
 
 const TOKEN = 'late-client-token';
 let stack: GuardStack;
@@ -35,15 +36,6 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function eventually<T>(fn: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn().catch(() => undefined);
-    if (value !== undefined && ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** POSTs a signed push, as RBM would, and returns the status and JSON answer. */
 async function pushSigned(event: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
