@@ -72,7 +72,7 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
   md.push(
     `# rbm-guard benchmark, ${meta.startedAt}\n\n` +
       `Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${meta.machine.memGiB} GiB, Node ${meta.machine.node}, ${meta.machine.temporal}.  \n` +
-      `Run: n=${meta.n} per scenario, ${meta.runs} runs, ${meta.concurrency} messages in flight, scale ${meta.scale} × ${meta.scaleRuns}, ` +
+      `Run: n=${meta.n} per scenario, ${meta.runs} runs, ${meta.concurrency} messages in flight, scale ${(meta.scaleSizes ?? [meta.scale]).join(' → ')} (wave ${meta.scaleWave ?? '—'}, ${meta.scaleDeliver ?? 'all'} delivered) × ${meta.scaleRuns}, ` +
       `delivery ${meta.deliverAfterMs} ms after send, deadline ${meta.staleInMs} ms after track; SQLite ${meta.sqlitePragmas}; ` +
       `engines: ${(meta.engines ?? ['dev']).join(', ')}${meta.postgresServer ? ` (PostgreSQL engine: ${meta.postgresServer})` : ''}; guard worker: ${meta.guardWorker}${meta.tuning ? `, tuning ${JSON.stringify(meta.tuning)}` : ''}${meta.serverDynamicConfig ? `, server dynamic config ${meta.serverDynamicConfig}` : ''}.  \n` +
       `Stacks: ${meta.stacks}. Took ${fmt((meta.seconds ?? NaN) / 60, 1)} min.  \n` +
@@ -232,46 +232,48 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
   }
 
   // ---- scenario 5 ----
-  if (results.scale.length) {
-    const sc = results.scale;
-    const g = (f: (r: (typeof sc)[number]) => number, d = 0) => fmtSpread(spread(sc.map(f)), d);
+  for (const r of results.scale) {
+    const cps = r.checkpoints ?? [];
+    const per = (f: (c: (typeof cps)[number]) => string) => cps.map((c) => `${fmt(c.guards)}: ${f(c)}`).join('; ');
+    const w = r.wave;
     both(
-      `Scenario 5: ${sc.map((r) => fmt(r.guards)).join(', ')} sleeping guards [${sc[0]?.engine ?? 'dev'}]`,
+      `Scenario 5: ${cps.map((c) => fmt(c.guards)).join(', then ')} sleeping guards [${r.engine ?? 'dev'}]`,
       table(
         ['figure', 'value'],
         [
-          ['tracked per second (track() acknowledged)', g((r) => r.startPerSecond, 1)],
-          ['asleep per second (first workflow task done, timer set)', g((r) => r.asleepPerSecond, 1)],
-          ['worker RSS before → asleep (MiB)', `${g((r) => r.rssBefore.worker)} → ${g((r) => r.rssSleeping.worker)}`],
-          ['server RSS before → asleep (MiB)', `${g((r) => r.rssBefore.server)} → ${g((r) => r.rssSleeping.server)}`],
-          ['PostgreSQL: database size asleep (MiB); per guard (bytes)', sc.map((r) => (r.postgres ? `${fmt(r.postgres.bytesAsleep / 2 ** 20)}; ${fmt(r.postgres.bytesPerGuard)}` : '—')).join('; ')],
-          ['PostgreSQL PSS before → asleep (MiB, whole cluster)', sc.map((r) => (r.postgres ? `${fmt(r.postgres.pssBeforeMiB)} → ${fmt(r.postgres.pssAsleepMiB)}` : '—')).join('; ')],
-          ['deadline wave: guards with one deadline second', sc.map((r) => (r.wave ? fmt(r.wave.guards) : '—')).join('; ')],
-          ['wave: deadline → last SMS (drain, s)', sc.map((r) => (r.wave ? fmt(r.wave.drainSeconds, 1) : '—')).join('; ')],
-          ['wave: deadline → SMS p50 / p99 (ms)', sc.map((r) => (r.wave ? `${fmt(r.wave.deadlineToSms.p50)} / ${fmt(r.wave.deadlineToSms.p99)}` : '—')).join('; ')],
-          ['wave began before every guard was asleep', sc.map((r) => (r.wave ? (r.wave.beforeAllAsleep ? 'yes' : 'no') : '—')).join('; ')],
-          ['delivered share: all resolved after delivery (s)', g((r) => r.wakeSeconds)],
-          ['delivered share resolved per second', g((r) => r.wakePerSecond, 1)],
-          ['outcomes (from each guard’s result)', sc.map((r) => Object.entries(r.outcomes.byOutcome).map(([k, v]) => `${k} ${v}`).join(', ')).join('; ')],
-          ['still open at the end', sc.map((r) => String(r.outcomes.stillOpen)).join('; ')],
-          ['SMS sent / duplicates', sc.map((r) => `${r.outcomes.smsSends} / ${r.outcomes.duplicateSms}`).join('; ')],
-          ['every guard reached the right outcome', sc.map((r) => (r.correct ? 'yes' : 'NO')).join(', ')],
+          ['tracked per second (track() acknowledged)', fmt(r.startPerSecond, 1)],
+          ['asleep per second (first workflow task done, timer set)', fmt(r.asleepPerSecond, 1)],
+          ['all asleep after (s)', per((c) => fmt(c.asleepAtSeconds))],
+          ['worker RSS before; asleep, settled (peak in the window), MiB', `${fmt(r.rssBefore.worker)}; ${per((c) => `${fmt(c.rss.worker)} (${fmt(c.rssPeak.worker)})`)}`],
+          ['server RSS before; asleep, settled (peak in the window), MiB', `${fmt(r.rssBefore.server)}; ${per((c) => `${fmt(c.rss.server)} (${fmt(c.rssPeak.server)})`)}`],
+          ['PostgreSQL: database size asleep (MiB); per guard (bytes)', cps.some((c) => c.postgres) ? per((c) => (c.postgres ? `${fmt(c.postgres.bytes / 2 ** 20)}; ${fmt(c.postgres.bytesPerGuard)}` : '—')) : '—'],
+          ['PostgreSQL PSS before; asleep (MiB, whole cluster)', r.postgresBefore ? `${fmt(r.postgresBefore.pssMiB)}; ${per((c) => fmt(c.postgres?.pssMiB ?? NaN))}` : '—'],
+          ['deadline wave: guards with one deadline second', w ? fmt(w.guards) : '—'],
+          ['wave: deadline → last SMS (drain, s)', w ? fmt(w.drainSeconds, 1) : '—'],
+          ['wave: deadline → SMS p50 / p99 / max (ms)', w ? `${fmt(w.deadlineToSms.p50)} / ${fmt(w.deadlineToSms.p99)} / ${fmt(w.deadlineToSms.max)}` : '—'],
+          ['wave began before every guard was asleep', w ? (w.beforeAllAsleep ? 'yes' : 'no') : '—'],
+          ['delivered sample: guards woken by DELIVERED; all closed after (s)', `${fmt(r.delivered)}; ${fmt(r.wakeSeconds)}`],
+          ['delivered sample closed per second', fmt(r.wakePerSecond, 1)],
+          ['outcomes of the woken guards (each one’s result)', Object.entries(r.outcomes.byOutcome).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')],
+          ['still asleep at the end (visibility: Running), expected', `${fmt(r.outcomes.sleeping)}, ${fmt(r.guards - (w?.guards ?? 0) - r.delivered)}`],
+          ['SMS sent / duplicates', `${fmt(r.outcomes.smsSends)} / ${r.outcomes.duplicateSms}`],
+          ['every guard reached the right outcome', r.correct ? 'yes' : 'NO'],
         ],
       ),
     );
-    const last = sc[sc.length - 1];
-    if (last) {
-      const starting = last.samples.filter((x) => x.count !== undefined);
-      chart(
-        'scenario-5-scale.svg',
-        lineChart('Scenario 5: RSS while guards pile up, sleep and resolve', 'seconds', 'RSS (MiB)', [
-          { name: 'worker RSS', points: starting.map((x) => [x.t / 1000, x.worker]) },
-          { name: 'server RSS', points: starting.map((x) => [x.t / 1000, x.server]) },
-          { name: 'guards started / 100', points: starting.map((x) => [x.t / 1000, (x.count ?? 0) / 100]) },
-        ], { note: `${fmt(last.guards)} guards: tracked by ${fmt(last.startSeconds)} s, all asleep by ${fmt(last.asleepSeconds)} s, 10 s asleep, then woken` }),
-        'Scenario 5 chart',
-      );
-    }
+  }
+  const last = results.scale[results.scale.length - 1];
+  if (last) {
+    const starting = last.samples.filter((x) => x.count !== undefined);
+    chart(
+      'scenario-5-scale.svg',
+      lineChart('Scenario 5: RSS while guards pile up, sleep and resolve', 'seconds', 'RSS (MiB)', [
+        { name: 'worker RSS', points: starting.map((x) => [x.t / 1000, x.worker]) },
+        { name: 'server RSS', points: starting.map((x) => [x.t / 1000, x.server]) },
+        { name: `guards started / ${fmt(Math.max(1, last.guards / 500))}`, points: starting.map((x) => [x.t / 1000, (x.count ?? 0) / Math.max(1, last.guards / 500)]) },
+      ], { note: `${fmt(last.guards)} guards: tracked by ${fmt(last.startSeconds)} s, all asleep by ${fmt(last.asleepSeconds)} s, then the wave and the delivered sample` }),
+      'Scenario 5 chart',
+    );
   }
 
   // ---- scenario 6 ----
@@ -342,19 +344,18 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
     );
   }
 
-  // ---- scale goal (needs two sizes) ----
-  if (results.scale.length) {
-    // Flat within 10 % from the smallest to the largest size this run measured.
-    const bySize = [...results.scale].sort((x, y) => x.guards - y.guards);
-    const [lo, hi] = [bySize[0], bySize[bySize.length - 1]];
+  // ---- scale goal (needs two checkpoints) ----
+  for (const r of results.scale) {
+    // Flat within 10 % from the smallest to the largest checkpoint of the pile-up.
+    const cps = r.checkpoints ?? [];
+    const [lo, hi] = [cps[0], cps[cps.length - 1]];
     if (lo && hi && hi.guards > lo.guards) {
-      const growth = hi.rssSleeping.worker / lo.rssSleeping.worker - 1;
-      goals.push([`Worker RSS flat (within 10 %) from ${fmt(lo.guards)} to ${fmt(hi.guards)} sleeping guards`, `${fmt(lo.rssSleeping.worker)} → ${fmt(hi.rssSleeping.worker)} MiB (${fmt(100 * growth, 1)} %)`, verdict(Number.isFinite(growth) ? growth <= 0.1 : undefined)]);
-    } else {
-      const w = spread(results.scale.map((r) => r.rssSleeping.worker)).median;
-      goals.push([`Worker RSS with ${fmt(lo?.guards ?? NaN)} sleeping guards (flat? needs a second size: --scale 20000,100000)`, `${fmt(w)} MiB`, '—']);
+      const growth = hi.rss.worker / lo.rss.worker - 1;
+      goals.push([`Worker RSS flat (within 10 %) from ${fmt(lo.guards)} to ${fmt(hi.guards)} sleeping guards`, `${fmt(lo.rss.worker)} → ${fmt(hi.rss.worker)} MiB (${fmt(100 * growth, 1)} %)`, verdict(Number.isFinite(growth) ? growth <= 0.1 : undefined)]);
+    } else if (hi) {
+      goals.push([`Worker RSS with ${fmt(hi.guards)} sleeping guards (flat? needs two checkpoints: --scale 20000,100000)`, `${fmt(hi.rss.worker)} MiB`, '—']);
     }
-    for (const r of results.scale.filter((x) => x.wave)) goals.push([`Deadline wave of ${fmt(r.wave?.guards ?? NaN)}: every outcome right`, r.correct ? 'yes' : 'no', verdict(r.correct)]);
+    if (r.wave) goals.push([`Deadline wave of ${fmt(r.wave.guards)} among ${fmt(r.guards)}: every outcome right`, r.correct ? 'yes' : 'no', verdict(r.correct)]);
   }
 
   // ---- CPU profiles ----

@@ -29,7 +29,7 @@ export interface EnvOptions {
   /** 'stack' = guards on the stack's own worker (service/main.ts); 'bench' = on a bench worker. */
   guardWorker: 'stack' | 'bench';
   /** Worker tuning overrides for bench workers (guards with guardWorker 'bench', and the floors). */
-  tuning?: Record<string, number>;
+  tuning?: Record<string, unknown>;
   /** Serve the SDK metrics of the bench guard worker on 127.0.0.1:<port>. */
   metricsPort?: number;
   /** Extra environment for the stack's worker and webhook. */

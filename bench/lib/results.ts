@@ -36,12 +36,16 @@ export interface BenchResults {
     runs: number;
     concurrency: number;
     scale: number;
+    /** Checkpoints of scenario 5's pile-up (the last is `scale`), its wave and its delivered sample. */
+    scaleSizes?: number[];
+    scaleWave?: number;
+    scaleDeliver?: number;
     scaleRuns: number;
     deliverAfterMs: number;
     staleInMs: number;
     sqlitePragmas: string;
     guardWorker: string;
-    tuning: Record<string, number> | null;
+    tuning: Record<string, unknown> | null;
     serverDynamicConfig: string | null;
     stacks: string;
     engines?: EngineName[];

@@ -5,6 +5,7 @@ import type { PathKind, PathRun } from '../scenarios/paths.ts';
 import { STEPS, type HistoryFigures, type Step } from './history.ts';
 import { engineRuns, type BenchResults, type EngineRun } from './results.ts';
 import { spread, type Spread } from './stats.ts';
+import type { ScaleRun } from '../scenarios/scale.ts';
 
 /** Per-run ratios guard/floor (runs are paired by index: they ran side by side). */
 export function ratios(guard: PathRun[] | undefined, floor: PathRun[] | undefined): Spread {
@@ -76,9 +77,15 @@ export function summarize(results: BenchResults, command: string): Summary {
   };
   const a = { delivered: hist('delivered'), revoke: hist('revoke'), floor1: hist('floor-signal'), floor2: hist('floor-activities') };
   const p99 = (r: PathRun[] | undefined) => num(spread((r ?? []).map((x) => x.deadlineToSms?.p99 ?? NaN)).median);
-  const scaleBy = <T>(f: (r: BenchResults['scale'][number]) => T) => {
+  // Per checkpoint size (memory, disk), and per run's largest size (the wave, the outcomes).
+  const bySize = <T>(f: (c: ScaleRun['checkpoints'][number]) => T) => {
     const out: Record<string, T | null> = Object.fromEntries(SCALE_SIZES.map((k) => [k, null]));
-    for (const r of results.scale) out[String(r.guards)] = f(r); // the last run of a size wins
+    for (const r of results.scale) for (const c of r.checkpoints ?? []) out[String(c.guards)] = f(c); // the last run wins
+    return out;
+  };
+  const byRun = <T>(f: (r: ScaleRun) => T) => {
+    const out: Record<string, T | null> = Object.fromEntries(SCALE_SIZES.map((k) => [k, null]));
+    for (const r of results.scale) out[String(r.guards)] = f(r);
     return out;
   };
   return {
@@ -115,14 +122,14 @@ export function summarize(results: BenchResults, command: string): Summary {
     }),
     scale: {
       engine: results.scale[0]?.engine ?? (results.scale.length ? 'dev' : null),
-      workerRssMiB: scaleBy((r) => num(r.rssSleeping.worker)),
-      serverRssMiB: scaleBy((r) => num(r.rssSleeping.server)),
-      postgresPssMiB: scaleBy((r) => num(r.postgres?.pssAsleepMiB ?? NaN)),
-      postgresBytesPerGuard: scaleBy((r) => num(r.postgres?.bytesPerGuard ?? NaN)),
-      wave: scaleBy((r) =>
+      workerRssMiB: bySize((c) => num(c.rss.worker)),
+      serverRssMiB: bySize((c) => num(c.rss.server)),
+      postgresPssMiB: bySize((c) => num(c.postgres?.pssMiB ?? NaN)),
+      postgresBytesPerGuard: bySize((c) => num(c.postgres?.bytesPerGuard ?? NaN)),
+      wave: byRun((r) =>
         r.wave ? { guards: r.wave.guards, drainSeconds: num(r.wave.drainSeconds), p99DeadlineToSmsMs: num(r.wave.deadlineToSms.p99), beforeAllAsleep: r.wave.beforeAllAsleep } : null,
       ),
-      correct: scaleBy((r) => r.correct),
+      correct: byRun((r) => r.correct),
     },
   };
 }

@@ -1,18 +1,21 @@
-// Scenario 5: many sleeping guards, then a deadline wave. Tracks S guards (closed loop, same
-// concurrency as the other scenarios), all waiting for their deadline; measures the start rate, the
-// worker's, the server's and PostgreSQL's memory and PostgreSQL's disk as they pile up and sleep:
+// Scenario 5: many sleeping guards, then a deadline wave, on one stack. Guards are tracked (closed
+// loop, same concurrency as the other scenarios) up to each checkpoint size in turn (e.g. 20,000
+// then 100,000); at each, once every one is asleep (its first workflow task ran, its timer is set),
+// the worker's, the server's and PostgreSQL's memory and PostgreSQL's disk are read over a window.
 //   - the wave (W guards, tracked last) all have the same deadline, one whole second T chosen from
-//     the rates measured while the others were tracked, so that all are asleep before it; at T
-//     every one is revoked (200) and sends its SMS: time to drain, deadline → SMS per guard;
-//   - the rest are then delivered: the simulator pushes DELIVERED through the webhook.
-// Outcomes are read from each guard's result, and the SMS sink's records.
+//     the rates measured on the others, so that all are asleep before it; at T every one is revoked
+//     (200) and sends its SMS: time to drain, deadline → SMS per guard;
+//   - then a sample of the others is delivered through the webhook (waking guards long evicted
+//     from the worker's cache); the rest sleep on and go with the stack.
+// Outcomes are read from each woken guard's result, the sleepers are counted in visibility, and the
+// SMS sink's records say what was sent.
 import { randomBytes } from 'node:crypto';
 import proto from '@temporalio/proto';
 import type { GuardStatus } from '../../workflows/contract.ts';
 import { closedLoop, sleep } from '../lib/drive.ts';
 import type { BenchEnv } from '../lib/env.ts';
 import { sampleRss, treePssMiB, type RssSample } from '../lib/procs.ts';
-import { latency, spread, type Latency, type Spread } from '../lib/stats.ts';
+import { latency, spread, type Latency } from '../lib/stats.ts';
 
 export interface WaveFigures {
   guards: number;
@@ -27,26 +30,44 @@ export interface WaveFigures {
   smsSends: number;
 }
 
+/** Memory and disk with `guards` asleep. */
+export interface Checkpoint {
+  guards: number;
+  /** Seconds from the first track() until all of them were asleep. */
+  asleepAtSeconds: number;
+  /** RSS (MiB), the median of the window's second half: the heap has settled by then. */
+  rss: { worker: number; server: number };
+  /** The highest RSS in the window (MiB). */
+  rssPeak: { worker: number; server: number };
+  /** PostgreSQL engine only: both Temporal databases' size and the cluster's PSS (whole process tree). */
+  postgres?: { bytes: number; bytesPerGuard: number; pssMiB: number } | null;
+}
+
 export interface ScaleRun {
   engine?: string;
+  /** The largest checkpoint: every guard tracked, the wave included. */
   guards: number;
+  checkpoints: Checkpoint[];
   revokeShare: number;
   wave?: WaveFigures;
-  /** PostgreSQL engine only: both Temporal databases' size and the cluster's PSS (whole process tree). */
-  postgres?: { bytesBefore: number; bytesAsleep: number; bytesPerGuard: number; pssBeforeMiB: number; pssAsleepMiB: number } | null;
-  /** Until the last track() was acknowledged. */
+  /** PostgreSQL before the first guard. */
+  postgresBefore?: { bytes: number; pssMiB: number } | null;
+  /** Until the last track() was acknowledged (checkpoint windows and waits included). */
   startSeconds: number;
+  /** track() acknowledged per second, over the time spent tracking. */
   startPerSecond: number;
   /** Until the last guard's first workflow task ran (its timer set): all asleep. */
   asleepSeconds: number;
+  /** Guards asleep per second, over the pile-up without the checkpoint windows. */
   asleepPerSecond: number;
-  /** RSS (MiB) before the first guard, and the median over the sleep window. */
   rssBefore: { worker: number; server: number };
+  /** The last checkpoint's. */
   rssSleeping: { worker: number; server: number };
-  /** Seconds from the wake-up to the last guard closed; guards closed per second in that time. */
+  /** The delivered sample: seconds from the first DELIVERED pushed to the last of them closed, and per second. */
+  delivered: number;
   wakeSeconds: number;
   wakePerSecond: number;
-  outcomes: { delivered: number; fallbackSent: number; other: number; stillOpen: number; smsSends: number; duplicateSms: number; byOutcome: Record<string, number> };
+  outcomes: { delivered: number; fallbackSent: number; other: number; stillOpen: number; sleeping: number; smsSends: number; duplicateSms: number; byOutcome: Record<string, number> };
   correct: boolean;
   failures: number;
   firstError?: string;
@@ -58,7 +79,7 @@ export interface ScaleProgress {
   tick(value: number): void;
 }
 
-const SLEEP_WINDOW_MS = 10_000;
+const WINDOW_MS = 40_000;
 const { temporal } = proto;
 
 async function workflowBacklog(env: BenchEnv): Promise<number> {
@@ -73,11 +94,23 @@ async function workflowBacklog(env: BenchEnv): Promise<number> {
   return typeof count === 'number' ? count : Number(count ?? 0);
 }
 
-export async function runScale(env: BenchEnv, guards: number, wave: number, concurrency: number, progress: ScaleProgress): Promise<ScaleRun> {
+export interface ScaleOptions {
+  /** Checkpoint sizes; the largest is the number of guards tracked in all. */
+  sizes: number[];
+  wave: number;
+  concurrency: number;
+  /** How many of the non-wave guards are woken by a DELIVERED at the end. */
+  deliverSample: number;
+}
+
+export async function runScale(env: BenchEnv, options: ScaleOptions, progress: ScaleProgress): Promise<ScaleRun> {
   const { stack } = env;
+  const sizes = [...new Set(options.sizes)].sort((a, b) => a - b);
+  const guards = sizes[sizes.length - 1] as number;
   const agentId = `scale-${randomBytes(4).toString('hex')}`;
-  const revokeCount = Math.min(wave, guards);
-  const deliveredCount = guards - revokeCount;
+  const waveCount = Math.min(options.wave, guards);
+  const restCount = guards - waveCount;
+  const sampleCount = Math.min(restCount, options.deliverSample);
   const ids = Array.from({ length: guards }, (_, i) => `${agentId}-${i}`);
   const workflowIds: string[] = [];
   let started = 0;
@@ -85,7 +118,9 @@ export async function runScale(env: BenchEnv, guards: number, wave: number, conc
   await sleep(1500);
   const before = rss.samples.slice(-1)[0] as RssSample;
   const pg = env.postgresPid() !== undefined;
-  const pgBefore = pg ? { bytes: env.postgresBytes(), pss: treePssMiB(env.postgresPid()) } : undefined;
+  const postgresBefore = pg ? { bytes: env.postgresBytes(), pssMiB: treePssMiB(env.postgresPid()) } : null;
+  const failures: { n: number; first?: string } = { n: 0 };
+  let trackSeconds = 0;
 
   const track = (staleAt: Date) => async (i: number) => {
     const messageId = ids[i] as string;
@@ -97,65 +132,93 @@ export async function runScale(env: BenchEnv, guards: number, wave: number, conc
     progress.tick(started);
     return true;
   };
+  const trackRange = async (from: number, to: number, staleAt: Date) => {
+    const d = await closedLoop(to - from, options.concurrency, (k) => track(staleAt)(from + k));
+    trackSeconds += d.seconds;
+    failures.n += d.failures;
+    failures.first ??= d.firstError;
+  };
+  const untilAsleep = async () => {
+    progress.phase('asleep', started);
+    for (;;) {
+      const backlog = await workflowBacklog(env);
+      progress.tick(started - backlog);
+      if (backlog === 0) return;
+      await sleep(1000);
+    }
+  };
+  let windowsSeconds = 0;
+  const checkpoint = async (n: number, windowMs: number): Promise<Checkpoint> => {
+    const asleepAtSeconds = (Date.now() - t0) / 1000;
+    windowsSeconds += windowMs / 1000;
+    progress.phase(`sleep at ${n}`, Math.round(windowMs / 1000));
+    const from = rss.samples.length;
+    for (let s = 1; s <= windowMs / 1000; s++) {
+      await sleep(1000);
+      progress.tick(s);
+    }
+    const window = rss.samples.slice(from);
+    const settled = window.slice(Math.floor(window.length / 2));
+    const med = (key: 'worker' | 'server') => spread(settled.map((x) => x[key])).median;
+    const max = (key: 'worker' | 'server') => Math.max(...window.map((x) => x[key]).filter(Number.isFinite));
+    const bytes = pg ? env.postgresBytes() : NaN;
+    return {
+      guards: n,
+      asleepAtSeconds,
+      rss: { worker: med('worker'), server: med('server') },
+      rssPeak: { worker: max('worker'), server: max('server') },
+      postgres: pg && postgresBefore ? { bytes, bytesPerGuard: (bytes - postgresBefore.bytes) / n, pssMiB: treePssMiB(env.postgresPid()) } : null,
+    };
+  };
 
-  // Phase 1: the delivered share, every one with a far deadline.
-  progress.phase('start', guards);
+  // Phase 1: the others, every one with a far deadline, checkpoint by checkpoint.
+  const checkpoints: Checkpoint[] = [];
   const t0 = Date.now();
-  const drive = await closedLoop(deliveredCount, concurrency, track(new Date(t0 + 6 * 3_600_000)));
-  // The wave's second: after the rest is tracked and every guard is asleep, at the rates seen so
-  // far (first workflow tasks lag behind track()), with 30 % and the sleep window to spare.
-  const elapsed = Math.max(1, (Date.now() - t0) / 1000);
-  const backlogNow = await workflowBacklog(env);
-  const trackRate = Math.max(5, deliveredCount / elapsed);
-  const asleepRate = Math.max(5, (deliveredCount - backlogNow) / elapsed);
-  const ahead = 1.3 * Math.max(revokeCount / trackRate, (backlogNow + revokeCount) / asleepRate) + SLEEP_WINDOW_MS / 1000 + 20;
-  const waveAt = Math.ceil((Date.now() + ahead * 1000) / 1000) * 1000;
-  const waveDrive = await closedLoop(revokeCount, concurrency, (k) => track(new Date(waveAt))(deliveredCount + k));
+  const far = new Date(t0 + 24 * 3_600_000);
+  for (const size of sizes.filter((s) => s <= restCount)) {
+    progress.phase('start', size);
+    await trackRange(started, size, far);
+    await untilAsleep();
+    checkpoints.push(await checkpoint(size, WINDOW_MS));
+  }
+  if (started < restCount) {
+    progress.phase('start', restCount);
+    await trackRange(started, restCount, far);
+    await untilAsleep();
+  }
+  // The wave's second T: after the wave is tracked and asleep at the rates seen so far, with 30 %
+  // and the checkpoint window to spare.
+  const soFar = Math.max(1, (Date.now() - t0) / 1000);
+  const rate = Math.max(5, restCount / soFar);
+  const waveAt = Math.ceil((Date.now() + (1.3 * (waveCount / rate) + WINDOW_MS / 1000 + 15) * 1000) / 1000) * 1000;
+  progress.phase('start the wave', guards);
+  await trackRange(started, guards, new Date(waveAt));
   const startSeconds = (Date.now() - t0) / 1000;
-
-  // Phase 1b: a started guard is asleep once its first workflow task ran (its timer is set). Until
-  // the task queue's backlog is empty, some are still waiting for the worker.
-  progress.phase('asleep', guards);
-  for (;;) {
-    const backlog = await workflowBacklog(env);
-    progress.tick(guards - backlog);
-    if (backlog === 0) break;
-    await sleep(1000);
-  }
+  await untilAsleep();
   const asleepSeconds = (Date.now() - t0) / 1000;
+  const pileUpSeconds = asleepSeconds - windowsSeconds;
   const beforeAllAsleep = Date.now() > waveAt;
+  if (checkpoints[checkpoints.length - 1]?.guards !== guards) checkpoints.push(await checkpoint(guards, Math.max(2000, Math.min(WINDOW_MS, waveAt - Date.now() - 2000))));
 
-  // Phase 2: all asleep (as long as the wave leaves time for).
-  const windowMs = Math.max(1000, Math.min(SLEEP_WINDOW_MS, waveAt - Date.now() - 2000));
-  progress.phase('sleep', Math.round(windowMs / 1000));
-  const windowStart = rss.samples.length;
-  for (let s = 1; s <= windowMs / 1000; s++) {
-    await sleep(1000);
-    progress.tick(s);
-  }
-  const window = rss.samples.slice(windowStart);
-  const med = (key: 'worker' | 'server'): Spread => spread(window.map((x) => x[key]));
-  const pgAsleep = pg ? { bytes: env.postgresBytes(), pss: treePssMiB(env.postgresPid()) } : undefined;
-
-  // Phase 3: the wave. Wait for T, then for every wave guard's SMS (the sink's records).
+  // Phase 2: the wave. Wait for T, then for every wave guard's SMS (the sink's records).
   const waitS = Math.max(0, Math.round((waveAt - Date.now()) / 1000));
   progress.phase('wait for the wave', waitS);
   while (Date.now() < waveAt) {
     await sleep(Math.min(1000, waveAt - Date.now()));
     progress.tick(Math.round(waitS - (waveAt - Date.now()) / 1000));
   }
-  progress.phase('wave', revokeCount);
-  const waveIds = new Set(workflowIds.slice(deliveredCount));
+  progress.phase('wave', waveCount);
+  const waveIds = new Set(workflowIds.slice(restCount));
   const waveSends = () => stack.sink.sends.filter((x) => x.idempotencyKey !== undefined && waveIds.has(x.idempotencyKey));
-  const waveDeadline = Date.now() + Math.max(600_000, revokeCount * 200);
-  while (new Set(waveSends().map((x) => x.idempotencyKey)).size < revokeCount && Date.now() < waveDeadline) {
+  const waveDeadline = Date.now() + Math.max(600_000, waveCount * 200);
+  while (new Set(waveSends().map((x) => x.idempotencyKey)).size < waveCount && Date.now() < waveDeadline) {
     await sleep(1000);
     progress.tick(new Set(waveSends().map((x) => x.idempotencyKey)).size);
   }
   const sends = waveSends();
-  const allSent = new Set(sends.map((x) => x.idempotencyKey)).size >= revokeCount;
-  const waveFigures: WaveFigures = {
-    guards: revokeCount,
+  const allSent = new Set(sends.map((x) => x.idempotencyKey)).size >= waveCount;
+  const wave: WaveFigures = {
+    guards: waveCount,
     at: new Date(waveAt).toISOString(),
     beforeAllAsleep,
     drainSeconds: allSent && sends.length ? (Math.max(...sends.map((x) => x.at)) - waveAt) / 1000 : NaN,
@@ -163,61 +226,69 @@ export async function runScale(env: BenchEnv, guards: number, wave: number, conc
     smsSends: sends.length,
   };
 
-  // Phase 4: the rest are delivered (the simulator's push queue, Pub/Sub-like, 32 at a time).
-  progress.phase('deliver', guards);
+  // Phase 3: a sample of the others is delivered (the simulator's push queue, Pub/Sub-like, 32 at a
+  // time), spread over the whole pile so that most were evicted from the worker's cache long ago.
+  progress.phase('deliver', sampleCount);
+  const step = restCount / Math.max(1, sampleCount);
+  const sample = Array.from({ length: sampleCount }, (_, k) => Math.floor(k * step));
   const wakeStart = Date.now();
-  for (let i = 0; i < deliveredCount; i++) stack.sim.deliver(ids[i] as string);
-  // Closed guards, as visibility reports them (ExecutionStatus is written with the close).
-  const completed = () => stack.client.workflow.count(`RbmAgentId = "${agentId}" AND ExecutionStatus = "Completed"`).then((c) => c.count);
-  let stillOpen = guards;
-  const deadline = Date.now() + Math.max(600_000, guards * 200);
-  while (stillOpen > 0 && Date.now() < deadline) {
+  for (const i of sample) stack.sim.deliver(ids[i] as string);
+  const count = (status: string) => stack.client.workflow.count(`RbmAgentId = "${agentId}" AND ExecutionStatus = "${status}"`).then((c) => c.count);
+  const woken = waveCount + sampleCount;
+  let closed = 0;
+  const deadline = Date.now() + Math.max(600_000, woken * 200);
+  while (closed < woken && Date.now() < deadline) {
     await sleep(2000);
-    stillOpen = guards - (await completed());
-    progress.tick(guards - stillOpen);
+    closed = await count('Completed');
+    progress.tick(Math.max(0, closed - waveCount));
   }
   const wakeSeconds = (Date.now() - wakeStart) / 1000;
   const samples = rss.stop();
-  // Outcomes: each guard's own result (its final status), and what the SMS sink received.
-  progress.phase('check', guards);
+
+  // Outcomes: each woken guard's own result, the sleepers counted, and what the SMS sink received.
+  progress.phase('check', woken);
   const byOutcome: Record<string, number> = {};
   let checked = 0;
-  await closedLoop(guards, 100, async (i) => {
+  const check = [...sample, ...Array.from({ length: waveCount }, (_, k) => restCount + k)];
+  await closedLoop(check.length, 100, async (k) => {
+    const result = stack.client.workflow.getHandle(workflowIds[check[k] as number] as string).result() as Promise<GuardStatus>;
     // A guard still open after the wait counts as such instead of blocking the check.
-    const result = stack.client.workflow.getHandle(workflowIds[i] as string).result() as Promise<GuardStatus>;
-    const status = stillOpen > 0 ? await Promise.race([result, sleep(5000).then(() => null)]) : await result;
+    const status = closed < woken ? await Promise.race([result, sleep(5000).then(() => null)]) : await result;
     const key = status ? (status.outcome ?? 'none') : 'still open';
     byOutcome[key] = (byOutcome[key] ?? 0) + 1;
     progress.tick(++checked);
     return true;
   });
+  const sleeping = await count('Running');
   const delivered = byOutcome.DELIVERED ?? 0;
   const fallbackSent = byOutcome.FALLBACK_SENT ?? 0;
   const keys = stack.sink.sends.filter((s) => s.idempotencyKey?.includes(`/${agentId}/`)).map((s) => s.idempotencyKey);
   const smsSends = keys.length;
   const duplicateSms = smsSends - new Set(keys).size;
-  const outcomes = { delivered, fallbackSent, other: guards - delivered - fallbackSent, stillOpen, smsSends, duplicateSms, byOutcome };
+  const stillOpen = byOutcome['still open'] ?? 0;
+  const outcomes = { delivered, fallbackSent, other: check.length - delivered - fallbackSent, stillOpen, sleeping, smsSends, duplicateSms, byOutcome };
+  const last = checkpoints[checkpoints.length - 1] as Checkpoint;
   return {
     engine: env.options.engine,
     guards,
-    revokeShare: revokeCount / guards,
-    wave: waveFigures,
-    postgres:
-      pgBefore && pgAsleep
-        ? { bytesBefore: pgBefore.bytes, bytesAsleep: pgAsleep.bytes, bytesPerGuard: (pgAsleep.bytes - pgBefore.bytes) / guards, pssBeforeMiB: pgBefore.pss, pssAsleepMiB: pgAsleep.pss }
-        : null,
+    checkpoints,
+    revokeShare: waveCount / guards,
+    wave,
+    postgresBefore,
     startSeconds,
-    startPerSecond: guards / startSeconds,
+    startPerSecond: guards / trackSeconds,
     asleepSeconds,
-    asleepPerSecond: guards / asleepSeconds,
+    asleepPerSecond: guards / pileUpSeconds,
     rssBefore: { worker: before.worker, server: before.server },
-    rssSleeping: { worker: med('worker').median, server: med('server').median },
+    rssSleeping: last.rss,
+    delivered: sampleCount,
     wakeSeconds,
-    wakePerSecond: deliveredCount / wakeSeconds,
+    wakePerSecond: sampleCount / wakeSeconds,
     outcomes,
-    correct: stillOpen === 0 && delivered === deliveredCount && fallbackSent === revokeCount && smsSends === revokeCount && duplicateSms === 0,
-    failures: drive.failures + waveDrive.failures,
-    firstError: drive.firstError ?? waveDrive.firstError,
+    correct:
+      stillOpen === 0 && delivered === sampleCount && fallbackSent === waveCount && sleeping === restCount - sampleCount && smsSends === waveCount && duplicateSms === 0 && failures.n === 0,
+    failures: failures.n,
+    firstError: failures.first,
     samples,
   };
 }
