@@ -205,8 +205,12 @@ const results: BenchResults = {
   sqlite: [],
 };
 
-function save() {
+/** The results so far, and their summary (complete: false until the run has finished). */
+function save(complete = false) {
   writeFileSync(join(resultsDir, `${stamp}.json`), JSON.stringify(results, null, 1));
+  const summary = JSON.stringify(summarize(results, ['npm run bench --', ...process.argv.slice(2)].join(' '), complete), null, 2);
+  writeFileSync(join(resultsDir, 'summary.json'), summary);
+  writeFileSync(join(resultsDir, `${stamp}.summary.json`), summary);
 }
 
 const profileDir = join(runDir, 'profiles');
@@ -342,6 +346,14 @@ async function scaleRun(run: number) {
           b = bar(`scale ${run}/${SCALE_RUNS}: ${name}`, total, name.startsWith('sleep') || name.startsWith('wait') ? 's' : 'guards');
           phase = { name, total, next: 0.1 };
         },
+        checkpoint: (c) => {
+          (results.scaleCheckpoints ??= []).push(c);
+          save();
+          say(
+            `  checkpoint: ${fmt(c.guards)} asleep after ${fmt(c.asleepAtSeconds)} s; worker RSS ${fmt(c.rss.worker)} MiB (peak ${fmt(c.rssPeak.worker)}), server ${fmt(c.rss.server)} MiB` +
+              (c.postgres ? `; PostgreSQL ${fmt(c.postgres.bytes / 2 ** 20)} MiB, ${fmt(c.postgres.bytesPerGuard)} bytes/guard, PSS ${fmt(c.postgres.pssMiB)} MiB` : ''),
+          );
+        },
         tick: (v) => {
           b.set(v);
           if (!tty && v >= phase.next * phase.total) {
@@ -418,8 +430,9 @@ try {
       });
     }
   }
-  await scenarioScale();
+  // Scale last: the longest by far; its checkpoints are saved (and summarized) as they are measured.
   await scenarioSqlite();
+  await scenarioScale();
 } catch (err) {
   exitCode = 1;
   say(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
@@ -434,11 +447,8 @@ try {
       console.error(`cpu profiles: ${String(err)}`);
     }
   }
-  save();
   // The headline figures, beside the full results (also kept per run as <stamp>.summary.json).
-  const summary = JSON.stringify(summarize(results, ['npm run bench --', ...process.argv.slice(2)].join(' ')), null, 2);
-  writeFileSync(join(resultsDir, 'summary.json'), summary);
-  writeFileSync(join(resultsDir, `${stamp}.summary.json`), summary);
+  save(exitCode === 0);
   const report = writeReport(results, { dir: resultsDir, stamp });
   console.log('');
   console.log(report.console);

@@ -22,7 +22,7 @@ export interface GuardWorkerOptions {
   workflowsPath?: string;
   shutdownGraceTimeMs?: number;
   /** Tuning knobs the benchmarks measured, over DEFAULT_TUNING; see bench/README.md. */
-  tuning?: Partial<Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'workflowTaskPollerBehavior' | 'workflowThreadPoolSize'>>;
+  tuning?: Partial<Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'workflowTaskPollerBehavior' | 'workflowThreadPoolSize' | 'nonStickyToStickyPollRatio'>>;
 }
 
 /**

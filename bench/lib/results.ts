@@ -2,7 +2,7 @@
 import type { WebhookBenchResult } from '../webhook-bench.ts';
 import type { CrashCheck } from '../scenarios/crash.ts';
 import type { PathKind, PathRun } from '../scenarios/paths.ts';
-import type { ScaleRun } from '../scenarios/scale.ts';
+import type { Checkpoint, ScaleRun } from '../scenarios/scale.ts';
 import type { ProfileSummary } from './cpuprofile.ts';
 import type { HistoryFigures } from './history.ts';
 import type { EngineName } from '../../worker/engine/select.ts';
@@ -59,6 +59,8 @@ export interface BenchResults {
   history?: EngineRun['history'];
   webhook: WebhookBenchResult[];
   scale: ScaleRun[];
+  /** Scenario 5's checkpoints as they were measured (a run cut short keeps them). */
+  scaleCheckpoints?: Checkpoint[];
   sqlite: { name: string; pragmas: string[]; note: string; revoke: PathRun[]; floor: PathRun[]; crash: CrashCheck | null }[];
   profiles?: ProfileSummary[];
 }

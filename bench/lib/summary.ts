@@ -40,6 +40,8 @@ const perEngine = <T>(runs: [EngineName, EngineRun][], f: (r: EngineRun) => T): 
 export interface Summary {
   startedAt: string;
   command: string;
+  /** False while the run is going, or when it was cut short. */
+  complete: boolean;
   actions: { delivered: number | null; revoke: number | null; floor1: number | null; floor2: number | null; source: string | null };
   ratio: { delivered: Record<EngineName, number | null>; revoke: Record<EngineName, number | null> };
   /** Paced load (half the revoke path's saturating throughput), median of the runs' p99. */
@@ -66,7 +68,7 @@ export interface Summary {
 /** The scale sizes always listed (the issue's two), plus any other size this run measured. */
 const SCALE_SIZES = ['20000', '100000'];
 
-export function summarize(results: BenchResults, command: string): Summary {
+export function summarize(results: BenchResults, command: string, complete = true): Summary {
   const runs = engineRuns(results);
   const hist = (kind: 'delivered' | 'revoke' | 'floor-signal' | 'floor-activities') => {
     for (const [name, run] of runs) {
@@ -80,7 +82,8 @@ export function summarize(results: BenchResults, command: string): Summary {
   // Per checkpoint size (memory, disk), and per run's largest size (the wave, the outcomes).
   const bySize = <T>(f: (c: ScaleRun['checkpoints'][number]) => T) => {
     const out: Record<string, T | null> = Object.fromEntries(SCALE_SIZES.map((k) => [k, null]));
-    for (const r of results.scale) for (const c of r.checkpoints ?? []) out[String(c.guards)] = f(c); // the last run wins
+    const all = [...(results.scaleCheckpoints ?? []), ...results.scale.flatMap((r) => r.checkpoints ?? [])];
+    for (const c of all) out[String(c.guards)] = f(c); // the last one measured wins
     return out;
   };
   const byRun = <T>(f: (r: ScaleRun) => T) => {
@@ -91,6 +94,7 @@ export function summarize(results: BenchResults, command: string): Summary {
   return {
     startedAt: results.meta.startedAt,
     command,
+    complete,
     actions: {
       delivered: a.delivered?.value ?? null,
       revoke: a.revoke?.value ?? null,
@@ -121,7 +125,7 @@ export function summarize(results: BenchResults, command: string): Summary {
       return all.length ? num(spread(all.map((x) => (100 * x.cpu.foreign) / x.cpu.wall)).median) : null;
     }),
     scale: {
-      engine: results.scale[0]?.engine ?? (results.scale.length ? 'dev' : null),
+      engine: results.scale[0]?.engine ?? (results.scale.length || results.scaleCheckpoints?.length ? (results.meta.scaleEngine ?? 'dev') : null),
       workerRssMiB: bySize((c) => num(c.rss.worker)),
       serverRssMiB: bySize((c) => num(c.rss.server)),
       postgresPssMiB: bySize((c) => num(c.postgres?.pssMiB ?? NaN)),
