@@ -59,3 +59,22 @@ it('the deadline → SMS steps of a revoke history add up from TimerFired to the
   expect(sum).toBeCloseTo(t(lastDone) - deadline, 3);
   expect(stepsOf(events('delivered'), deadline)).toBeUndefined();
 });
+
+it('scale figures come from the checkpoints, those of a run cut short included', () => {
+  const cp = (guards: number, worker: number) => ({ guards, asleepAtSeconds: 1, rss: { worker, server: 300 }, rssPeak: { worker, server: 300 }, postgres: { bytes: 1, bytesPerGuard: 30_000, pssMiB: 200 } });
+  const cut = { ...results(), meta: { startedAt: '2026-12-01T00:00:00Z', scaleEngine: 'postgres' }, scaleCheckpoints: [cp(20_000, 480)] } as unknown as BenchResults;
+  const partial = summarize(cut, 'npm run bench', false);
+  expect(partial.complete).toBe(false);
+  expect(partial.scale.engine).toBe('postgres');
+  expect(partial.scale.workerRssMiB).toEqual({ '20000': 480, '100000': null });
+  expect(partial.scale.wave['100000']).toBeNull();
+
+  const wave = { guards: 10_000, at: '', beforeAllAsleep: false, drainSeconds: 600, deadlineToSms: { p99: 590_000 }, smsSends: 10_000 };
+  const done = { ...cut, scaleCheckpoints: [cp(20_000, 480), cp(100_000, 500)], scale: [{ engine: 'postgres', guards: 100_000, checkpoints: [cp(20_000, 481), cp(100_000, 502)], wave, correct: true }] } as unknown as BenchResults;
+  const s = summarize(done, 'npm run bench');
+  expect(s.complete).toBe(true);
+  expect(s.scale.workerRssMiB).toEqual({ '20000': 481, '100000': 502 });
+  expect(s.scale.postgresBytesPerGuard['100000']).toBe(30_000);
+  expect(s.scale.wave['100000']).toMatchObject({ guards: 10_000, drainSeconds: 600, p99DeadlineToSmsMs: 590_000 });
+  expect(s.scale.correct).toEqual({ '20000': null, '100000': true });
+});
