@@ -5,18 +5,19 @@
 //   3 revoke    guards whose deadline passes: revoke 200, SMS accepted          (ratio to floor 2)
 //               + deadline → SMS latency, under that saturating load and at half its throughput
 //   4 webhook   signed events/s through the adapter beside a direct signal loop (bench/webhook-bench.ts)
-//   5 scale     S sleeping guards: start rate, worker/server RSS, then every one reaches its outcome
+//   5 scale     sleeping guards up to each checkpoint (20,000, 100,000): memory and disk asleep, then a
+//               deadline wave of 10,000 and a delivered sample; every woken guard's outcome checked
 //   6 history   history events per message on each path, from real histories
 //   sqlite      the revoke path on each SQLite setting (journal mode, synchronous) + a crash check
 // Scenarios 1–3 (+ paced, + history) run on each --engine (the dev server on SQLite, the PostgreSQL
 // engine), one stack each; scale runs on PostgreSQL when it is among them. Besides the report, the
 // headline figures go to bench/results/summary.json (bench/lib/summary.ts).
-// The N-sized part (all but scale) takes about 11 min per engine with the defaults on this 2-core
-// machine; 20,000 sleeping guards take ~15 min by themselves, 100,000 about an hour.
+// On this 2-core machine the default run took 70 min (2026-12-01): 11 min for the N-sized part on
+// both engines, 63 min for scale (100,000 guards fall asleep at ~36/s).
 // Each scenario runs --runs times; the report gives the median with min–max. See bench/README.md.
 //
-//   npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--engine dev|postgres|both] [--scale 20000[,100000]] [--wave 10000]
-//                    [--scale-runs 1] [--only floor,delivered,…]
+//   npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--engine dev|postgres|both] [--scale 20000,100000] [--wave 10000]
+//                    [--scale-deliver 2000] [--scale-runs 1] [--only floor,delivered,…]
 //                    [--sqlite-pragmas 'journal_mode=WAL;synchronous=NORMAL'] [--guard-worker stack|bench]
 //                    [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';

@@ -10,8 +10,8 @@
 // Outcomes are read from each woken guard's result, the sleepers are counted in visibility, and the
 // SMS sink's records say what was sent.
 import { randomBytes } from 'node:crypto';
-import proto from '@temporalio/proto';
 import type { GuardStatus } from '../../workflows/contract.ts';
+import { pendingWorkflowTasks, workflowBacklog } from '../lib/asleep.ts';
 import { closedLoop, sleep } from '../lib/drive.ts';
 import type { BenchEnv } from '../lib/env.ts';
 import { sampleRss, treePssMiB, type RssSample } from '../lib/procs.ts';
@@ -85,19 +85,6 @@ const WINDOW_MS = 40_000;
 // built a backlog of 18,000 tasks that matching kept in PostgreSQL, and first tasks slowed from
 // 37/s to 21/s as it grew. So tracking pauses while more than this many wait for their first task.
 const MAX_BACKLOG = 500;
-const { temporal } = proto;
-
-async function workflowBacklog(env: BenchEnv): Promise<number> {
-  const { stack } = env;
-  const res = await stack.client.workflowService.describeTaskQueue({
-    namespace: 'default',
-    taskQueue: { name: stack.taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    reportStats: true,
-  });
-  const count = res.stats?.approximateBacklogCount;
-  return typeof count === 'number' ? count : Number(count ?? 0);
-}
 
 export interface ScaleOptions {
   /** Checkpoint sizes; the largest is the number of guards tracked in all. */
@@ -131,7 +118,7 @@ export async function runScale(env: BenchEnv, options: ScaleOptions, progress: S
   let gateOn = true;
   const gate = (async () => {
     while (gateOn) {
-      backlog = await workflowBacklog(env).catch(() => backlog);
+      backlog = await workflowBacklog(stack.client, stack.taskQueue).catch(() => backlog);
       await sleep(500);
     }
   })();
@@ -152,23 +139,13 @@ export async function runScale(env: BenchEnv, options: ScaleOptions, progress: S
     failures.n += d.failures;
     failures.first ??= d.firstError;
   };
-  // Asleep: the task queue's backlog is empty and none of the last guards tracked still has a
-  // workflow task pending (the backlog alone misses tasks the server has not yet handed to matching).
-  const pendingAmongLast = async (k: number) => {
-    const last = workflowIds.slice(Math.max(0, started - k), started).filter(Boolean);
-    const pending = await Promise.all(
-      last.map((workflowId) =>
-        stack.client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId } }).then((d) => (d.pendingWorkflowTask ? 1 : 0)),
-      ),
-    );
-    return pending.reduce<number>((a, b) => a + b, 0);
-  };
   const untilAsleep = async () => {
     progress.phase('asleep', started);
     for (;;) {
-      const backlog = await workflowBacklog(env);
-      progress.tick(started - backlog);
-      if (backlog === 0 && (await pendingAmongLast(20)) === 0) return;
+      // Asleep (bench/lib/asleep.ts): an empty backlog, and none of the last 20 tracked still pending.
+      const waiting = await workflowBacklog(stack.client, stack.taskQueue);
+      progress.tick(started - waiting);
+      if (waiting === 0 && (await pendingWorkflowTasks(stack.client, workflowIds.slice(Math.max(0, started - 20), started).filter(Boolean))) === 0) return;
       await sleep(1000);
     }
   };
