@@ -22,6 +22,7 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import { codecOrigins, ConfigError, encryptionKeyRequired, loadConfig, type Config } from '../config/index.ts';
 import { createLogger, type Logger } from '../config/logger.ts';
 import { codecFromConfig, ENCRYPTED_ENCODING, PayloadDecryptionError, writeSecretFileOnce } from './codec.ts';
+import { listenOn } from '../config/listen.ts';
 
 /** The dev token's file inside RBM_GUARD_DATA_DIR. */
 export const DEV_TOKEN_FILE = 'codec-token';
@@ -235,18 +236,7 @@ export class CodecServerStartError extends Error {
 
 export async function startCodecServer(options: CodecAppOptions & { host: string; port: number }): Promise<CodecServer> {
   const app = buildCodecApp(options);
-  try {
-    await app.listen({ host: options.host, port: options.port });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new CodecServerStartError(`RBM_GUARD_CODEC_PORT ${options.port} on ${options.host} is already in use: stop the other process or choose another port`, { cause: err });
-    }
-    throw err;
-  }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
-  const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { port, url } = await listenOn(app, { host: options.host, port: options.port, variable: 'RBM_GUARD_CODEC_PORT' }, (message, cause) => new CodecServerStartError(message, { cause }));
   return { app, port, url, uiEndpoint: `${url}/${encodeURIComponent(options.token)}`, close: () => app.close() };
 }
 

@@ -194,6 +194,48 @@ describe('a guard through the API', () => {
   });
 });
 
+describe('hostile ids and tokens', () => {
+  it('every message id track accepts is addressable by every route: 100 characters, and the longest (256 three-byte characters)', async () => {
+    for (const messageId of [`${crypto.randomUUID()}-`.padEnd(100, 'x'), `${crypto.randomUUID()}/:?#%`.padEnd(256, '\u20ac')]) {
+      const body = trackBody('long-id', { messageId });
+      const created = await call('POST', '/v1/guards', body);
+      expect(created.status).toBe(201);
+      const id = created.body.workflowId as string;
+      expect(created.headers.get('location')).toBe(guardPath(id));
+      const status = await call('GET', guardPath(id));
+      expect(status.status).toBe(200);
+      expect(status.body).toMatchObject({ workflowId: id, messageId });
+      const staleAt = new Date(Date.now() + 3_600_000).toISOString();
+      expect((await call('POST', `${guardPath(id)}:extend`, { staleAt })).body).toMatchObject({ staleAt });
+      expect((await call('POST', `${guardPath(id)}:cancel`, {})).body).toMatchObject({ state: 'CANCELLED' });
+    }
+  });
+
+  it('a message id with a control or direction character, or a lone surrogate, is a 400 naming body.messageId', async () => {
+    for (const messageId of ['m-\u001b[2J', 'm-\u009b31m', 'm-\u202egnp.exe', 'm-\u200b', 'm-\ud800', 'm-\udc00x']) {
+      const res = await call('POST', '/v1/guards', JSON.stringify(trackBody('bad-id', { messageId })));
+      expect(res.status, JSON.stringify(messageId)).toBe(400);
+      expect((res.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['body.messageId']);
+    }
+  });
+
+  it('a page token that is not one this API gave is a 400 naming query.pageToken, never a 503', async () => {
+    const forged = Buffer.from('{"CloseTime":"2020-01-01T00:00:00Z","StartTime":"x","RunID":"y"}').toString('base64url');
+    for (const token of ['AAAA', 'not*base64', forged, `${forged}.AAAAAAAAAAAAAAAAAAAAAA`]) {
+      const res = await call('GET', `/v1/guards?pageToken=${token}`);
+      expect(res.status, token).toBe(400);
+      expect(res.headers.get('retry-after')).toBeNull();
+      expect(res.body.errors).toEqual([expect.objectContaining({ field: 'query.pageToken' })]);
+    }
+  });
+
+  it('a __proto__ key is refused as such, not as broken JSON', async () => {
+    const res = await call('POST', '/v1/guards', `{"__proto__": {"x": 1}, "agentId": "a"}`);
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual([{ field: 'body', message: 'must not hold __proto__ or constructor.prototype keys' }]);
+  });
+});
+
 describe('limits and outages', () => {
   it('429 with Retry-After once a key spends its rate, per key', async () => {
     const limited = await apiFor({ RBM_GUARD_API_KEYS: `${KEY_1},${KEY_2}`, RBM_GUARD_API_RATE_LIMIT: 3 });

@@ -6,6 +6,10 @@
 // Guards are addressed by their id as ONE percent-encoded path segment (encodeURIComponent):
 // `/v1/guards/rbm-guard%2Facme%2Fa%2Fb%3Ac`, `POST /v1/guards/{id}:cancel`. A message id may hold
 // `/` or `:`; the action is what follows the segment's last unencoded `:`.
+//
+// Authentication belongs to the routes the router matched, never to the raw URL: every route is
+// keyed unless PUBLIC_PATHS names it, and so are unknown paths and URLs the router cannot read,
+// however the path is spelled (`/v1/%67uards`, absolute form, dot segments).
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -17,13 +21,38 @@ import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts'
 import { ALL_STATES, OUTCOMES } from '../../workflows/contract.ts';
 import { cancelRequestSchema, extendRequestSchema, guardStatusSchema, jsonSchemaOf } from '../contract-schemas.ts';
 import type { GuardClient } from '../guard-client.ts';
-import { grpcCode, TRANSIENT_GRPC_CODES } from '../temporal-errors.ts';
+import { GRPC, grpcCode, TRANSIENT_GRPC_CODES } from '../temporal-errors.ts';
 import { trackRequestSchema, ValidationError } from '../track-input.ts';
-import { matchApiKey, type ApiKey } from './auth.ts';
+import { AuthFailures, matchApiKey, type ApiKey } from './auth.ts';
 import { PROBLEM_TYPE, problemError, ProblemError, problemSchema, type Problem } from './problem.ts';
 import { heldMessage, isSameMessage } from './same-message.ts';
+import { pageTokens } from './page-token.ts';
 
-export type ApiConfig = Pick<Config, 'RBM_GUARD_API_RATE_LIMIT' | 'RBM_GUARD_API_BODY_LIMIT_BYTES' | 'RBM_GUARD_API_TIMEOUT_MS' | 'LOG_LEVEL'>;
+export type ApiConfig = Pick<
+  Config,
+  'RBM_GUARD_API_RATE_LIMIT' | 'RBM_GUARD_API_AUTH_FAILURE_LIMIT' | 'RBM_GUARD_API_BODY_LIMIT_BYTES' | 'RBM_GUARD_API_TIMEOUT_MS' | 'LOG_LEVEL'
+>;
+
+/** The only routes served without a key: health, and the API's own description. */
+export const PUBLIC_PATHS: readonly string[] = ['/healthz', '/readyz', '/openapi.json'];
+const PUBLIC_PREFIX = '/docs';
+const isPublicPath = (routeUrl: string) => PUBLIC_PATHS.includes(routeUrl) || routeUrl === PUBLIC_PREFIX || routeUrl.startsWith(`${PUBLIC_PREFIX}/`);
+
+/** A route the app serves, as its router knows it (the auth test walks every one). */
+export interface ApiRoute {
+  method: string;
+  url: string;
+  public: boolean;
+}
+
+/**
+ * Longest guard-id path segment: the longest id (10 + 128 + 1 + 256 UTF-16 units), each unit at
+ * most 9 characters percent-encoded (3 UTF-8 bytes), and `:extend`. The router's default (100)
+ * made long valid ids unaddressable.
+ */
+const MAX_ID_SEGMENT = 4096;
+/** An `instance` longer than this is left out of a problem rather than echoed. */
+const MAX_INSTANCE = 512;
 
 export interface ApiAppOptions {
   /** A connected client (its codec decrypts what the API reads); the app never closes it. */
@@ -61,7 +90,7 @@ const listQuerySchema = z
     agentId: z.string().optional(),
     open: z.enum(['true', 'false']).optional(),
     pageSize: z.coerce.number().int().min(1).max(1000).default(100),
-    pageToken: z.string().regex(/^[A-Za-z0-9_-]+$/, 'the nextPageToken of the previous page').optional(),
+    pageToken: z.string().max(4096).optional(),
   })
   .strict();
 const listResultSchema = z.object({ guards: z.array(guardSummarySchema), nextPageToken: z.string().nullable() });
@@ -76,7 +105,8 @@ const problemResponse = (description: string) => ({ description, content: { [PRO
 const errors = {
   400: problemResponse('a bad field (each named in `errors`)'),
   401: problemResponse('missing or unknown API key'),
-  429: problemResponse('rate limit of the key reached; see Retry-After'),
+  429: problemResponse('rate limit of the key (or of failed authentications from the address) reached; see Retry-After'),
+  502: problemResponse('Temporal failed the call (UNKNOWN/INTERNAL): not an outage, no Retry-After'),
   503: problemResponse('Temporal is down or slow; nothing was started; see Retry-After'),
 };
 const idParam = { type: 'object', properties: { id: { type: 'string', description: 'the guard id, percent-encoded as one segment' } }, required: ['id'] };
@@ -85,23 +115,80 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   const { client, guards, keys, config } = options;
   const logger = (options.logger ?? createLogger(config)).child({ component: 'api' }, { redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
   const fastifyLogger: FastifyBaseLogger = logger;
+  const keyOf = new WeakMap<FastifyRequest, ApiKey>();
+  const failures = new AuthFailures(config.RBM_GUARD_API_AUTH_FAILURE_LIMIT);
+  const routes: ApiRoute[] = [];
+  const tokens = pageTokens(keys);
+
+  /** Throws 401 (or 429 for an address that failed too often) unless the request carries a key. */
+  function authenticate(request: FastifyRequest): void {
+    const wait = failures.blockedFor(request.ip);
+    if (wait > 0) {
+      throw problemError('rate-limited', { detail: `too many failed authentications from this address; retry in ${wait} s` }, { 'Retry-After': String(wait) });
+    }
+    const key = matchApiKey(keys, request.headers.authorization);
+    if (!key) {
+      failures.record(request.ip);
+      const detail = keys.length === 0 ? 'no API key is configured (RBM_GUARD_API_KEYS): every call is refused' : 'send Authorization: Bearer <key> with a key from RBM_GUARD_API_KEYS';
+      throw problemError('unauthorized', { detail }, { 'WWW-Authenticate': 'Bearer' });
+    }
+    keyOf.set(request, key);
+  }
+
   const app = Fastify({
     loggerInstance: fastifyLogger,
+    routerOptions: { maxParamLength: MAX_ID_SEGMENT },
+    // A URL the router cannot read (bad percent-encoding, an over-long segment): a key first, then a problem.
+    frameworkErrors: (error, request, reply) => {
+      try {
+        authenticate(request);
+        throw error.code === 'FST_ERR_BAD_URL'
+          ? problemError('validation', { detail: 'the path is not valid percent-encoding', errors: [{ field: 'path', message: 'not valid percent-encoding' }] })
+          : problemError('validation', { detail: `a path segment is over ${MAX_ID_SEGMENT} characters`, errors: [{ field: 'path', message: `over ${MAX_ID_SEGMENT} characters` }] });
+      } catch (err) {
+        void sendProblem(reply, err instanceof ProblemError ? err : problemError('internal'), request);
+      }
+    },
     bodyLimit: config.RBM_GUARD_API_BODY_LIMIT_BYTES,
     logController: new LogController({ disableRequestLogging: true }),
     requestTimeout: config.RBM_GUARD_API_TIMEOUT_MS + 10_000,
     return503OnClosing: true,
   });
   app.removeContentTypeParser('text/plain');
+  // JSON by our own parse: a prototype key is refused by name (Fastify's parser calls it broken JSON).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJson(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
   // Schemas on routes document; zod (through GuardClient) validates, so errors name fields our way.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   const deadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + config.RBM_GUARD_API_TIMEOUT_MS, fn);
-  const keyOf = new WeakMap<FastifyRequest, ApiKey>();
+
+  // Before any route exists: each one the router will match gets the key check in its own lifecycle
+  // (and the per-key rate limit), unless it is public.
+  app.addHook('onRoute', (route) => {
+    const open = isPublicPath(route.url);
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, public: open });
+    if (open) {
+      route.config = { ...route.config, rateLimit: false };
+      return;
+    }
+    const own = route.onRequest ? [route.onRequest].flat() : [];
+    route.onRequest = [async (request: FastifyRequest) => authenticate(request), ...own] as typeof route.onRequest;
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => sendProblem(reply, toProblem(error, request), request));
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, problemError('not-found', { detail: `no route ${request.method} ${request.url.split('?')[0]}; see /openapi.json` }), request));
+  // An unknown path is keyed too: no route is discovered, and none is public by accident.
+  app.setNotFoundHandler((request, reply) => {
+    authenticate(request);
+    return sendProblem(reply, problemError('not-found', { detail: `no route ${request.method} ${pathOf(request)}; see /openapi.json` }), request);
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -113,25 +200,13 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(rateLimit, {
-    global: true,
+    global: true, // every keyed route; public ones opt out in the onRoute hook above
     hook: 'preHandler', // after auth: the limit is per key, and a refused key spends nobody's budget
     max: config.RBM_GUARD_API_RATE_LIMIT,
     timeWindow: 60_000,
-    allowList: (request) => !request.url.startsWith(`${GUARDS}`),
     keyGenerator: (request) => keyOf.get(request)?.id ?? request.ip,
     errorResponseBuilder: (_request, context) =>
       Object.assign(problemError('rate-limited', { detail: `at most ${context.max} requests per minute per key; retry in ${Math.ceil(context.ttl / 1000)} s` }), { statusCode: 429 }),
-  });
-
-  // Every /v1 route needs a key; with none configured, every call is refused.
-  app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith(GUARDS)) return;
-    const key = matchApiKey(keys, request.headers.authorization);
-    if (!key) {
-      const detail = keys.length === 0 ? 'no API key is configured (RBM_GUARD_API_KEYS): every call is refused' : 'send Authorization: Bearer <key> with a key from RBM_GUARD_API_KEYS';
-      throw problemError('unauthorized', { detail }, { 'WWW-Authenticate': 'Bearer' });
-    }
-    keyOf.set(request, key);
   });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
@@ -227,15 +302,19 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     },
     async (request) => {
       const q = parseQuery(listQuerySchema, request.query);
+      const pageToken = q.pageToken === undefined ? null : tokens.open(q.pageToken);
+      if (pageToken === undefined) {
+        throw problemError('validation', { errors: [{ field: 'query.pageToken', message: 'not a nextPageToken this API gave: pass the previous page\u2019s, unchanged (tokens end with a key rotation)' }] });
+      }
       const page = await deadline(() =>
         guards.listPage(
           { state: q.state as never, outcome: q.outcome as never, agentId: q.agentId, open: q.open === undefined ? undefined : q.open === 'true' },
-          { pageSize: q.pageSize, pageToken: q.pageToken ? Buffer.from(q.pageToken, 'base64url') : null },
+          { pageSize: q.pageSize, pageToken },
         ),
       ).catch((err: unknown) => {
         throw err instanceof ValidationError ? fieldErrors(err, 'query') : err;
       });
-      return { guards: page.guards, nextPageToken: page.nextPageToken ? Buffer.from(page.nextPageToken).toString('base64url') : null };
+      return { guards: page.guards, nextPageToken: page.nextPageToken ? tokens.seal(page.nextPageToken) : null };
     },
   );
 
@@ -250,11 +329,26 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     throw err;
   }
 
+  app.decorate('apiRoutes', routes);
   return app;
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, with whether it is public (see PUBLIC_PATHS). */
+    apiRoutes: readonly ApiRoute[];
+  }
+}
+
+/** The request's path as sent (absolute form reduced to its path), without the query. */
+function pathOf(request: FastifyRequest): string {
+  const raw = (request.raw.url ?? '').split('?')[0]!;
+  return raw.startsWith('/') ? raw : raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '') || '/';
+}
+
 function sendProblem(reply: FastifyReply, err: ProblemError, request: FastifyRequest): FastifyReply {
-  const p: Problem = { ...err.problem, instance: request.url.split('?')[0] };
+  const path = pathOf(request);
+  const p: Problem = { ...err.problem, ...(path.length <= MAX_INSTANCE ? { instance: path } : {}) };
   if (p.status >= 500) request.log.warn({ status: p.status, type: p.type }, 'request failed');
   return reply.code(p.status).headers(err.headers).type(PROBLEM_TYPE).send(p);
 }
@@ -264,7 +358,14 @@ function toProblem(error: FastifyError | Error, request: FastifyRequest): Proble
   if (error instanceof ProblemError) return error;
   if (error instanceof ValidationError) return fieldErrors(error, 'body');
   const code = grpcCode(error);
-  if ((code !== undefined && TRANSIENT_GRPC_CODES.has(code)) || /deadline|unavailable|connect/i.test(error.message)) {
+  // UNKNOWN and INTERNAL are Temporal failing this call, not Temporal being away: an honest 502, no
+  // Retry-After (a client retrying forever and a monitor seeing an outage would both be wrong).
+  if (code === GRPC.UNKNOWN || code === GRPC.INTERNAL) {
+    request.log.warn({ grpcCode: code }, 'Temporal failed the call');
+    return problemError('upstream', { detail: 'Temporal failed this call; it is not an outage, and retrying the same request may fail the same way' });
+  }
+  if (code === GRPC.INVALID_ARGUMENT) return problemError('validation', { detail: 'Temporal refused the request as invalid' });
+  if ((code !== undefined && TRANSIENT_GRPC_CODES.has(code)) || (code === undefined && /deadline|unavailable|connect/i.test(error.message))) {
     return problemError('unavailable', { detail: `Temporal did not answer; nothing was started; retry in ${UNAVAILABLE_RETRY_AFTER_S} s` }, { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_S) });
   }
   const status = (error as FastifyError).statusCode ?? 500;
@@ -280,6 +381,24 @@ function fieldErrors(err: ValidationError, where: 'body' | 'query' | 'path'): Pr
   const errors = err.issues.map((i) => ({ field: i.field === 'workflowId' ? 'path.id' : i.field === '(input)' ? where : `${where}.${i.field}`, message: i.message }));
   return problemError('validation', { detail: errors.map((e) => `${e.field}: ${e.message}`).join('; '), errors });
 }
+
+/** JSON.parse, refusing the keys that could reach an object's prototype when the body is copied. */
+function parseJson(text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text, (key, v: unknown) => {
+      if (key === '__proto__' || (key === 'constructor' && typeof v === 'object' && v !== null && 'prototype' in v)) throw new ProtoKeyError();
+      return v;
+    });
+  } catch (err) {
+    if (err instanceof ProtoKeyError) {
+      throw problemError('validation', { detail: 'the body holds a __proto__ or constructor.prototype key', errors: [{ field: 'body', message: 'must not hold __proto__ or constructor.prototype keys' }] });
+    }
+    throw problemError('validation', { detail: 'the body is not valid JSON', errors: [{ field: 'body', message: 'not valid JSON' }] });
+  }
+  return value;
+}
+class ProtoKeyError extends Error {}
 
 function requireObject(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -300,9 +419,12 @@ function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T>
   throw fieldErrors(new ValidationError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(input)', message: i.message }))), 'query');
 }
 
-/** The guard id segment as sent (still percent-encoded), from the raw URL. */
+/**
+ * The guard id segment as sent (still percent-encoded): the path's last segment, whichever spelling
+ * of `/v1/guards` the router matched (the id is one segment, its own `/` encoded).
+ */
 function rawSegment(request: FastifyRequest): string {
-  return (request.raw.url ?? '').split('?')[0]!.slice(GUARDS.length + 1);
+  return pathOf(request).split('/').at(-1)!;
 }
 
 function decodeId(raw: string): string {

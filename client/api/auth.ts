@@ -62,3 +62,43 @@ export function matchApiKey(keys: readonly ApiKey[], authorization: string | und
   for (const key of keys) if (timingSafeEqual(presented, key.digest) && !found) found = key;
   return found;
 }
+
+/**
+ * Failed authentications per client address in a fixed window: past `limit`, the address is refused
+ * (429) before its key is even compared, so keys cannot be guessed at speed. Addresses are forgotten
+ * when their window ends; at most `maxAddresses` are remembered (the oldest goes first), so a flood
+ * of spoofed-looking sources cannot grow the map without bound.
+ */
+export class AuthFailures {
+  private readonly byAddress = new Map<string, { count: number; resetAt: number }>();
+  private readonly limit: number;
+  private readonly windowMs: number;
+  private readonly maxAddresses: number;
+  constructor(limit: number, windowMs = 60_000, maxAddresses = 10_000) {
+    this.limit = limit;
+    this.windowMs = windowMs;
+    this.maxAddresses = maxAddresses;
+  }
+
+  /** Seconds until the address may try again, or 0 when it may try now. */
+  blockedFor(address: string, now = Date.now()): number {
+    const entry = this.byAddress.get(address);
+    if (!entry) return 0;
+    if (entry.resetAt <= now) {
+      this.byAddress.delete(address);
+      return 0;
+    }
+    return entry.count >= this.limit ? Math.ceil((entry.resetAt - now) / 1000) : 0;
+  }
+
+  record(address: string, now = Date.now()): void {
+    const entry = this.byAddress.get(address);
+    if (entry && entry.resetAt > now) {
+      entry.count += 1;
+      return;
+    }
+    this.byAddress.delete(address);
+    if (this.byAddress.size >= this.maxAddresses) this.byAddress.delete(this.byAddress.keys().next().value!);
+    this.byAddress.set(address, { count: 1, resetAt: now + this.windowMs });
+  }
+}

@@ -36,6 +36,7 @@ const TITLES: Record<string, { status: number; title: string }> = {
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'rate-limited': { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal error' },
+  upstream: { status: 502, title: 'Temporal failed the call' },
   unavailable: { status: 503, title: 'Temporal is unavailable' },
 };
 export type ProblemKind = keyof typeof TITLES;

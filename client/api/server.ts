@@ -7,6 +7,7 @@ import type { Logger } from '../../config/logger.ts';
 import { GuardClient } from '../guard-client.ts';
 import { buildApiApp } from './app.ts';
 import { loadApiKeys, type ApiKeys } from './auth.ts';
+import { listenOn } from '../../config/listen.ts';
 
 export interface ApiServer {
   app: FastifyInstance;
@@ -22,19 +23,7 @@ export async function startApiServer(config: Config, options: { client: Client; 
   const keys = loadApiKeys(config);
   const guards = new GuardClient(options.client, config.TEMPORAL_TASK_QUEUE);
   const app = await buildApiApp({ client: options.client, guards, keys: keys.keys, config, logger: options.logger });
-  try {
-    await app.listen({ host: config.RBM_GUARD_API_HOST, port: config.RBM_GUARD_API_PORT });
-  } catch (err) {
-    await app.close();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new Error(`RBM_GUARD_API_PORT ${config.RBM_GUARD_API_PORT} on ${config.RBM_GUARD_API_HOST} is already in use: stop the other process or choose another port`, { cause: err });
-    }
-    throw err;
-  }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.RBM_GUARD_API_PORT;
-  const host = config.RBM_GUARD_API_HOST === '0.0.0.0' || config.RBM_GUARD_API_HOST === '::' ? '127.0.0.1' : config.RBM_GUARD_API_HOST;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { port, url } = await listenOn(app, { host: config.RBM_GUARD_API_HOST, port: config.RBM_GUARD_API_PORT, variable: 'RBM_GUARD_API_PORT' });
   if (keys.keys.length === 0) options.logger.warn(`HTTP API: ${keys.source}`);
   else options.logger.info({ url, keys: keys.keys.length, from: keys.source }, 'HTTP API listening');
   let closing: Promise<void> | undefined;
