@@ -33,7 +33,7 @@ COPY --from=workflow-bundle /app/dist/workflow-bundle.js ./dist/workflow-bundle.
 ENV RBM_GUARD_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 # The application files stay root-owned and read-only to the process; tsx caches under /tmp.
 USER node
-EXPOSE 8080 9464
+EXPOSE 8080 8082 9464 9465
 # Worker and webhook in one process; the compose file runs them apart (--only worker | webhook).
 # `docker run … rbm-guard:local node bin/rbm-guard.js status <id>` runs the operators' CLI.
 CMD ["node", "--import", "tsx", "service/main.ts"]

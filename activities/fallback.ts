@@ -1,6 +1,7 @@
 // The SMS leg: a small channel interface and two real providers (Twilio's Messages API and a
 // generic HTTP endpoint of the business's own). One call is ONE attempt: the workflow drives the
 // retries and decides, from each failure's details, whether an attempt may have gone out.
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/index.ts';
 import { ERROR_TYPES, type FallbackFailureDetails, type FallbackInput, type FallbackReceipt } from '../workflows/contract.ts';
@@ -50,6 +51,15 @@ export class FallbackError extends Error {
  */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 
+/**
+ * The key as a provider can take it: a header value of at most 255 visible ASCII characters. A guard
+ * id that is not one (a message id with non-ASCII characters, the longest ids) goes as its SHA-256,
+ * the same on every attempt; every other id goes as it is, as it always has.
+ */
+export function providerIdempotencyKey(key: string): string {
+  return /^[\x21-\x7e]{1,255}$/.test(key) ? key : `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
+}
+
 export interface TwilioChannelOptions {
   accountSid: string;
   authToken: string;
@@ -76,7 +86,7 @@ export function createTwilioChannel(options: TwilioChannelOptions): FallbackChan
         headers: {
           authorization,
           'content-type': 'application/x-www-form-urlencoded',
-          [IDEMPOTENCY_HEADER]: input.idempotencyKey,
+          [IDEMPOTENCY_HEADER]: providerIdempotencyKey(input.idempotencyKey),
         },
         body: new URLSearchParams({ To: input.phone, From: options.from, Body: input.text }).toString(),
         secrets,
@@ -189,10 +199,10 @@ export function createHttpChannel(options: HttpChannelOptions): FallbackChannel 
         method: 'POST',
         headers: {
           'content-type': 'application/json',
-          [IDEMPOTENCY_HEADER]: input.idempotencyKey,
+          [IDEMPOTENCY_HEADER]: providerIdempotencyKey(input.idempotencyKey),
           ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
         },
-        body: JSON.stringify({ to: input.phone, text: input.text, idempotencyKey: input.idempotencyKey }),
+        body: JSON.stringify({ to: input.phone, text: input.text, idempotencyKey: providerIdempotencyKey(input.idempotencyKey) }),
         secrets,
       });
       if (!res.ok) throw sendFailure('SMS endpoint', res, input, secrets);

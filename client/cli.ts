@@ -7,14 +7,16 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { CommanderError } from 'commander';
-import { EXIT, oneLine } from './cli/errors.ts';
+import { EXIT, oneLine, printable } from './cli/errors.ts';
 import { buildProgram, type CliContext, type CliIo } from './cli/program.ts';
 
 export { EXIT } from './cli/errors.ts';
 export type { CliIo } from './cli/program.ts';
 
 /** Runs one command line (arguments after the program name) and resolves with its exit code. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<number> {
+  // Everything printed passes printable(): no id or reason can drive the operator's terminal.
+  const io: CliIo = { ...rawIo, stdout: (text) => rawIo.stdout(printable(text)), stderr: (text) => rawIo.stderr(printable(text)) };
   const ctx: CliContext = { io, exitCode: EXIT.ok };
   const program = buildProgram(ctx);
   try {

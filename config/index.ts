@@ -2,6 +2,7 @@
 // object. A bad or missing variable stops the process at start with the variable's name.
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contract.ts';
+import { unfetchableUrl } from '../activities/http.ts';
 
 const port = z.coerce.number({ error: 'expected a port number (0–65535)' }).int().min(0).max(65535);
 /** A whole number of milliseconds or bytes, > 0 (or ≥ 0). */
@@ -11,6 +12,12 @@ const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === 
 const opt = <T extends z.ZodType>(schema: T) => z.preprocess(emptyToUndefined, schema.optional());
 const withDefault = <T extends z.ZodType>(schema: T, value: z.input<T>) =>
   z.preprocess(emptyToUndefined, schema.default(value as never));
+
+/** A URL the service sends to with fetch(): http(s), and not on a port fetch() refuses. */
+const fetchableUrl = z.url().superRefine((text, ctx) => {
+  const problem = unfetchableUrl(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const RBM_REGIONS = ['global', 'us', 'europe', 'asia'] as const;
 
@@ -52,6 +59,8 @@ export const envSchema = z.object({
   RBM_CLIENT_TOKEN: opt(z.string().min(1)),
   WEBHOOK_PORT: withDefault(port, 8080),
   WEBHOOK_HOST: withDefault(z.string().min(1), '0.0.0.0'),
+  /** The webhook's Prometheus endpoint, on METRICS_HOST: never on the public webhook port. Unset: none. */
+  WEBHOOK_METRICS_PORT: opt(port),
   /** How long the webhook waits for Temporal to accept a signal before answering 503 (RBM retries). */
   WEBHOOK_SIGNAL_TIMEOUT_MS: withDefault(count(), 5000),
   WEBHOOK_BODY_LIMIT_BYTES: withDefault(count(), 64 * 1024),
@@ -62,20 +71,23 @@ export const envSchema = z.object({
   RBM_GUARD_API_KEYS: opt(z.string().min(1)),
   /** The HTTP API (`--only api`, and in `npm start`); its OpenAPI is at /openapi.json. */
   RBM_GUARD_API_PORT: withDefault(port, 8082),
-  RBM_GUARD_API_HOST: withDefault(z.string().min(1), '0.0.0.0'),
+  /** Loopback unless set: a deployment that serves other hosts says so (e.g. 0.0.0.0 in a container). */
+  RBM_GUARD_API_HOST: withDefault(z.string().min(1), '127.0.0.1'),
   /** Requests per minute per API key before 429 + Retry-After. */
   RBM_GUARD_API_RATE_LIMIT: withDefault(count(), 600),
+  /** Failed authentications per minute from one client address before every request from it gets 429. */
+  RBM_GUARD_API_AUTH_FAILURE_LIMIT: withDefault(count(), 30),
   RBM_GUARD_API_BODY_LIMIT_BYTES: withDefault(count(), 64 * 1024),
   /** How long a request waits for Temporal before answering 503 + Retry-After. */
   RBM_GUARD_API_TIMEOUT_MS: withDefault(count(), 5000),
 
   FALLBACK_PROVIDER: withDefault(z.enum(['twilio', 'http']), 'http'),
-  FALLBACK_HTTP_URL: opt(z.url()),
+  FALLBACK_HTTP_URL: opt(fetchableUrl),
   FALLBACK_HTTP_TOKEN: opt(z.string().min(1)),
   TWILIO_ACCOUNT_SID: opt(z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'expected AC followed by 32 hex digits')),
   TWILIO_AUTH_TOKEN: opt(z.string().min(1)),
   TWILIO_FROM: opt(z.string().min(1)),
-  TWILIO_API_BASE_URL: withDefault(z.url(), 'https://api.twilio.com'),
+  TWILIO_API_BASE_URL: withDefault(fetchableUrl, 'https://api.twilio.com'),
   FALLBACK_REQUEST_TIMEOUT_MS: withDefault(count(), 10_000),
 
   /**
@@ -99,7 +111,10 @@ export const envSchema = z.object({
   /** `production` makes a configured encryption key (and codec token) mandatory. */
   NODE_ENV: opt(z.string().min(1)),
 
+  /** The worker's Prometheus endpoint (SDK and guard metrics). Unset: none. */
   METRICS_PORT: opt(port),
+  /** Where METRICS_PORT and WEBHOOK_METRICS_PORT listen: loopback unless a scraper elsewhere needs them. */
+  METRICS_HOST: withDefault(z.string().min(1), '127.0.0.1'),
   LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   WORKER_SHUTDOWN_GRACE_MS: withDefault(count(0), 10_000),
 });

@@ -71,7 +71,15 @@ export function buildContract(): Record<string, unknown> {
       rule: AGENT_ID.rule,
       normalise: { trim: true, stripSuffixCaseInsensitive: '@rbm.goog' },
     },
-    messageId: { pattern: MESSAGE_ID.pattern.source, maxLength: MESSAGE_ID.maxLength, rule: MESSAGE_ID.rule, trim: true },
+    messageId: {
+      pattern: MESSAGE_ID.pattern.source,
+      /** Unicode general categories refused (what the pattern says, for languages whose regexes have no \p{…}). */
+      refusedCategories: MESSAGE_ID.refusedCategories,
+      wellFormedUnicode: true,
+      maxLength: MESSAGE_ID.maxLength,
+      rule: MESSAGE_ID.rule,
+      trim: true,
+    },
     phone: { pattern: E164_PATTERN.source, rule: 'E.164, e.g. +14155550100' },
     duration: { pattern: DURATION.source, unitMs: UNIT_MS, numbersAreMilliseconds: true },
     dateTime: { pattern: ISO_DATE_TIME.source, caseInsensitive: true, rule: 'ISO-8601 date-time with a zone (Z or ±hh:mm); stored as toISOString(): UTC with milliseconds' },

@@ -20,6 +20,7 @@ import { startApiServer, type ApiServer } from '../client/api/server.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { startPostgresEngine } from '../worker/engine/postgres.ts';
 import { createGuardWorker } from '../worker/worker.ts';
+import { hostPort } from '../config/listen.ts';
 
 type Part = 'worker' | 'webhook' | 'api' | 'codec';
 
@@ -164,7 +165,7 @@ function installRuntime(config: Config, log: Logger) {
       log[method]({ ...meta }, message);
     }),
     telemetryOptions: config.METRICS_PORT
-      ? { metrics: { prometheus: { bindAddress: `0.0.0.0:${config.METRICS_PORT}` } } }
+      ? { metrics: { prometheus: { bindAddress: hostPort(config.METRICS_HOST, config.METRICS_PORT) } } }
       : undefined,
   });
 }

@@ -102,6 +102,10 @@ describe('docker-compose.yml', () => {
     expect(String(services.worker?.healthcheck?.test)).toContain(`127.0.0.1:${worker.METRICS_PORT}/metrics`);
     expect(String(services.webhook?.healthcheck?.test)).toContain(`127.0.0.1:${webhook.WEBHOOK_PORT}/readyz`);
     expect(services.webhook?.ports).toContain(`${webhook.WEBHOOK_PORT}:${webhook.WEBHOOK_PORT}`);
+    // Metrics never share the public webhook port, and are published on loopback only.
+    expect(webhook.WEBHOOK_METRICS_PORT).toBeDefined();
+    expect(webhook.WEBHOOK_METRICS_PORT).not.toBe(webhook.WEBHOOK_PORT);
+    expect(services.webhook?.ports).toContain(`127.0.0.1:${webhook.WEBHOOK_METRICS_PORT}:${webhook.WEBHOOK_METRICS_PORT}`);
     const codec = environmentOf(services.codec ?? {});
     expect(String(services.codec?.healthcheck?.test)).toContain(`127.0.0.1:${codec.RBM_GUARD_CODEC_PORT}/healthz`);
   });

@@ -122,6 +122,38 @@ describe('both providers: one attempt, classified', () => {
     });
   });
 
+  it('a guard id no header can carry (non-ASCII, over 255 characters) still sends once, and a resend is a no-op', async () => {
+    for (const key of [`rbm-guard/test-agent/${randomUUID()}-\u20ac\u00e9`, `rbm-guard/test-agent/${randomUUID()}-`.padEnd(395, 'x')]) {
+      const sms = input({ idempotencyKey: key });
+      expect(await http.send(sms)).toMatchObject({ provider: 'http' });
+      expect(await http.send(sms)).toMatchObject({ provider: 'http' });
+      expect(sendsTo(sms.phone)).toHaveLength(1);
+      expect(sendsTo(sms.phone)[0]!.idempotencyKey).toMatch(/^sha256:[0-9a-f]{64}$/);
+    }
+  });
+
+  it.each(['http', 'twilio'] as const)('%s: a port fetch() refuses fails before connecting: not sent (and config refuses such a URL at start)', async (which) => {
+    const blocked = 'http://127.0.0.1:9';
+    const channel =
+      which === 'http'
+        ? createHttpChannel({ url: `${blocked}/messages`, timeoutMs: TIMEOUT_MS })
+        : createTwilioChannel({ accountSid: 'AC1', authToken: 't', from: FROM, baseUrl: blocked, timeoutMs: TIMEOUT_MS });
+    expect(await failure(channel.send(input()))).toMatchObject({
+      type: ERROR_TYPES.fallbackRetryable,
+      message: expect.stringMatching(/network error: BAD_PORT$/),
+      details: { maybeSent: false, status: null },
+    });
+    const variable = which === 'http' ? 'FALLBACK_HTTP_URL' : 'TWILIO_API_BASE_URL';
+    let refused: unknown;
+    try {
+      loadConfig({ FALLBACK_PROVIDER: which, [variable]: `${blocked}/messages`, TWILIO_ACCOUNT_SID: `AC${'0'.repeat(32)}`, TWILIO_AUTH_TOKEN: 't', TWILIO_FROM: FROM });
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).issues).toEqual([{ variable, message: expect.stringMatching(/port 9 is one fetch\(\) refuses/) }]);
+  });
+
   it.each(['http', 'twilio'] as const)('%s: a lost response and a timeout are retryable and maybe sent (and the sink did record the lost one)', async (which) => {
     const channel = which === 'http' ? http : twilio;
     const lost = input();

@@ -57,7 +57,7 @@ describe('a real Prometheus scraping a real worker and webhook', () => {
   it('both targets up, outcomes counted, rules healthy, every dashboard and rule metric exported', { timeout: 180_000 }, async () => {
     const metricsPort = await freePort();
     stack = await startLocalStack({ env: { METRICS_PORT: String(metricsPort) }, encryptionEnv: { RBM_GUARD_ENCRYPTION: 'off' } });
-    const webhook = new URL(stack.webhookUrl);
+    const webhook = new URL(stack.webhookMetricsUrl);
     const promPort = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'rbm-guard-prometheus-'));
     writeFileSync(
@@ -134,7 +134,7 @@ describe('a real Prometheus scraping a real worker and webhook', () => {
     expect(groups.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.lastError}`)).toEqual([]);
 
     // Names: every sample and every declared (# TYPE) metric of both processes, histograms with their series.
-    const texts = await Promise.all([fetch(`http://127.0.0.1:${metricsPort}/metrics`), fetch(`${stack.webhookUrl}/metrics`)].map(async (r) => (await r).text()));
+    const texts = await Promise.all([fetch(`http://127.0.0.1:${metricsPort}/metrics`), fetch(stack.webhookMetricsUrl)].map(async (r) => (await r).text()));
     const exported = new Set<string>();
     for (const line of texts.join('\n').split('\n')) {
       const type = /^# TYPE (\S+) (\S+)/.exec(line);

@@ -68,6 +68,7 @@ async function startStack(
     FALLBACK_HTTP_URL: `${sink.url}/messages`,
     WEBHOOK_HOST: '127.0.0.1',
     WEBHOOK_PORT: '0',
+    WEBHOOK_METRICS_PORT: '0',
     WEBHOOK_ORPHAN_AFTER_MS: '60000',
     LOG_LEVEL: 'silent',
     ...env,
@@ -110,7 +111,7 @@ const timelineEvents = (status: GuardStatus, event: string) => status.timeline.f
 
 /** Sum of a metric's series whose labels include all of `labels`. */
 async function metric(server: WebhookServer, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const text = await (await fetch(server.metricsUrl!)).text();
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   return text
     .split('\n')

@@ -12,24 +12,26 @@ import { startWebhookServer, type WebhookServer } from '../client/webhook/server
 import {
   guardWorkflowId,
   LATE_DELIVERY_WORKFLOW_TYPE,
-  lateDeliveryWorkflowId,
+  MAX_WORKFLOW_ID_BYTES,
   SA,
   type GuardStatus,
   type LateDeliveryInput,
   type Outcome,
 } from '../workflows/contract.ts';
 import { rbmLateDelivery } from '../workflows/late-delivery.ts';
+import { lateDeliveryWorkflowId } from '../client/webhook/late.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 import { eventually } from './support/eventually.ts';
 
 const TOKEN = 'late-client-token';
 let stack: GuardStack;
 let webhook: WebhookServer;
+const registry = new Registry();
 
 beforeAll(async () => {
   stack = await startGuardStack({ directEvents: false });
   const config = { ...stack.config, RBM_CLIENT_TOKEN: TOKEN, TEMPORAL_TASK_QUEUE: stack.taskQueue, WEBHOOK_HOST: '127.0.0.1', WEBHOOK_PORT: 0, LOG_LEVEL: 'silent' as const };
-  webhook = await startWebhookServer(config, { client: stack.client, metrics: new Registry() });
+  webhook = await startWebhookServer(config, { client: stack.client, metrics: registry });
 });
 afterAll(async () => {
   await webhook?.close();
@@ -48,7 +50,7 @@ async function pushSigned(event: Record<string, unknown>): Promise<{ status: num
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-const rbmEvent = (m: { agentId: string; messageId: string; phone: string }, eventType: string, eventId = randomUUID()) => ({
+const rbmEvent = (m: { agentId: string; messageId: string; phone: string }, eventType: string, eventId: string = randomUUID()) => ({
   agentId: `${m.agentId}@rbm.goog`,
   messageId: m.messageId,
   eventId,
@@ -58,7 +60,7 @@ const rbmEvent = (m: { agentId: string; messageId: string; phone: string }, even
 });
 
 async function metric(name: string, labels: Record<string, string>): Promise<number> {
-  const text = await (await fetch(`${webhook.url}/metrics`)).text();
+  const text = await registry.metrics();
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   return text
     .split('\n')
@@ -67,8 +69,8 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
 }
 
 /** A guard that ran for real and closed with `want` (short deadline, short linger). */
-async function closedGuard(name: string, want: Outcome, deliver: boolean) {
-  const m = testMessage(name);
+async function closedGuard(name: string, want: Outcome, deliver: boolean, ids: { agentId?: string; messageId?: string } = {}) {
+  const m = { ...testMessage(name), ...ids };
   const workflowId = guardWorkflowId(m.agentId, m.messageId);
   stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone });
   await stack.guards.track({ ...m, staleIn: deliver ? '1m' : '1s', fallbackText: `late test ${name}`, policy: { ...m.policy, lingerMs: 300 } });
@@ -126,6 +128,28 @@ describe('a DELIVERED after the guard closed with an SMS', () => {
     for await (const w of stack.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) runs.push(w.status.name);
     expect(runs).toEqual(['COMPLETED']);
     expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+  });
+
+  it('an event id of any length makes one record Temporal accepts, also after the longest guard id', async () => {
+    // The longest guard id the rules allow: a 128-character agent, a 256-character message id of 3-byte characters.
+    const ids = { agentId: `long-${'a'.repeat(123)}`, messageId: `${randomUUID()}-`.padEnd(256, '\u20ac') };
+    const { m, workflowId } = await closedGuard('late-long', 'FALLBACK_SENT', false, ids);
+    expect(workflowId.length).toBe('rbm-guard/'.length + 128 + 1 + 256);
+    const recordIds = new Set<string>();
+    for (const length of [990, 5000]) {
+      const eventId = `${randomUUID()}-`.padEnd(length, 'e');
+      const first = await pushSigned(rbmEvent(m, 'DELIVERED', eventId));
+      expect(first.status).toBe(200);
+      expect(first.body).toMatchObject({ status: 'recorded', duplicate: false });
+      const recordId = first.body.recordId as string;
+      expect(recordId).toBe(lateDeliveryWorkflowId(workflowId, eventId));
+      expect(Buffer.byteLength(recordId)).toBeLessThanOrEqual(MAX_WORKFLOW_ID_BYTES);
+      expect(((await stack.client.workflow.getHandle(recordId).result()) as LateDeliveryInput).eventId).toBe(eventId);
+      // RBM's retry of the same event finds the same record.
+      expect((await pushSigned(rbmEvent(m, 'DELIVERED', eventId))).body).toMatchObject({ status: 'recorded', recordId, duplicate: true });
+      recordIds.add(recordId);
+    }
+    expect(recordIds.size).toBe(2);
   });
 
   it('reads the outcome from the closed run\'s result when it has no RbmOutcome attribute', async () => {

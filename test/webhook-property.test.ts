@@ -29,6 +29,7 @@ beforeAll(async () => {
     TEMPORAL_TASK_QUEUE: `webhook-prop-${randomUUID()}`,
     WEBHOOK_HOST: '127.0.0.1',
     WEBHOOK_PORT: '0',
+    WEBHOOK_METRICS_PORT: '0',
     WEBHOOK_BODY_LIMIT_BYTES: '2048',
     LOG_LEVEL: 'silent',
   });
@@ -212,7 +213,7 @@ describe('webhook under random input (real server, real Temporal)', () => {
 
   it('still serves after all of it', async () => {
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metrics = await (await fetch(server.metricsUrl!)).text();
     expect(metrics).not.toMatch(/rbm_webhook_ack_seconds_count\{status="5\d\d"\}/);
   });
 });

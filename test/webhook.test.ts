@@ -72,10 +72,9 @@ async function startInput(client: Client, workflowId: string): Promise<GuardInpu
   return defaultPayloadConverter.fromPayload<GuardInput>(started!.input!.payloads![0]!);
 }
 
-async function metricValue(app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const res = await app.inject({ method: 'GET', url: '/metrics' });
+async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  for (const line of res.body.split('\n')) {
+  for (const line of (await registry.metrics()).split('\n')) {
     if (!line.startsWith(name)) continue;
     const [series, value] = line.split(' ');
     if (series === name || (series?.startsWith(`${name}{`) && want.every((w) => series.includes(w)))) return Number(value);
@@ -93,12 +92,13 @@ afterAll(async () => {
 
 describe('handshake and bad input (inject, no port)', () => {
   let app: FastifyInstance;
+  const registry = new Registry();
   let signalWithStart: ReturnType<typeof vi.spyOn>;
   const logLines: string[] = [];
 
   beforeAll(async () => {
     const logger: Logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
-    app = buildWebhookApp({ client, config: testConfig(), logger, metrics: new Registry() });
+    app = buildWebhookApp({ client, config: testConfig(), logger, metrics: registry });
     await app.ready();
     signalWithStart = vi.spyOn(client.workflow, 'signalWithStart');
   });
@@ -122,7 +122,7 @@ describe('handshake and bad input (inject, no port)', () => {
     expect(res.body).not.toContain('s"');
     expect(res.json()).toMatchObject({ error: 'forbidden' });
     expect(signalWithStart).not.toHaveBeenCalled();
-    expect(await metricValue(app, 'rbm_webhook_handshakes_total', { result: 'rejected' })).toBe(1);
+    expect(await metricValue(registry, 'rbm_webhook_handshakes_total', { result: 'rejected' })).toBe(1);
   });
 
   const agent = 'bad-input-agent';
@@ -268,12 +268,12 @@ describe('handshake and bad input (inject, no port)', () => {
   });
 
   it.each(unroutable)('acknowledges a signed event no guard can take with 200 ($reason: $name), counted, without a signal', async ({ reason, req }) => {
-    const before = await metricValue(app, 'rbm_webhook_unroutable_total', { reason });
+    const before = await metricValue(registry, 'rbm_webhook_unroutable_total', { reason });
     const res = await app.inject(req());
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ status: 'unroutable', reason });
     expect(signalWithStart).not.toHaveBeenCalled();
-    expect(await metricValue(app, 'rbm_webhook_unroutable_total', { reason })).toBe(before + 1);
+    expect(await metricValue(registry, 'rbm_webhook_unroutable_total', { reason })).toBe(before + 1);
   });
 
   it('routes on X-Goog-Webhook-Type, and still knows the verification request by its body', async () => {
@@ -296,14 +296,14 @@ describe('handshake and bad input (inject, no port)', () => {
     const agentCallback = await app.inject({ method: 'POST', url: EVENTS_PATH, payload: agentNews.body, headers: { ...agentNews.headers, 'x-goog-webhook-type': 'agent_callback' } });
     expect([agentCallback.statusCode, agentCallback.json()]).toEqual([200, { status: 'ignored', what: 'AGENT_CALLBACK' }]);
     expect(signalWithStart).not.toHaveBeenCalled();
-    expect(await metricValue(app, 'rbm_webhook_requests_by_type_total', { webhook_type: 'verification' })).toBe(3);
-    expect(await metricValue(app, 'rbm_webhook_requests_by_type_total', { webhook_type: 'other' })).toBe(1);
-    expect(await metricValue(app, 'rbm_webhook_requests_by_type_total', { webhook_type: 'agent_callback' })).toBe(2);
+    expect(await metricValue(registry, 'rbm_webhook_requests_by_type_total', { webhook_type: 'verification' })).toBe(3);
+    expect(await metricValue(registry, 'rbm_webhook_requests_by_type_total', { webhook_type: 'other' })).toBe(1);
+    expect(await metricValue(registry, 'rbm_webhook_requests_by_type_total', { webhook_type: 'agent_callback' })).toBe(2);
   });
 
   it('counts rejected signatures by reason', async () => {
-    expect(await metricValue(app, 'rbm_webhook_signatures_rejected_total', { reason: 'missing' })).toBe(1);
-    expect(await metricValue(app, 'rbm_webhook_signatures_rejected_total', { reason: 'invalid' })).toBe(3);
+    expect(await metricValue(registry, 'rbm_webhook_signatures_rejected_total', { reason: 'missing' })).toBe(1);
+    expect(await metricValue(registry, 'rbm_webhook_signatures_rejected_total', { reason: 'invalid' })).toBe(3);
   });
 
   it.each([
@@ -314,13 +314,13 @@ describe('handshake and bad input (inject, no port)', () => {
     ['USER_MESSAGE', { senderPhoneNumber: PHONE, messageId: 'MxTap', agentId: agent, suggestionResponse: { postbackData: 'x' } }, {}],
     ['AGENT_LAUNCH_EVENT', { agentId: agent, launchState: 'LAUNCHED' }, { type: 'agent_launch_event' }],
   ] as const)('acknowledges %s with 200 and ignores it', async (what, event, attributes) => {
-    const before = await metricValue(app, 'rbm_webhook_events_total', { event_type: what, result: 'ignored' });
+    const before = await metricValue(registry, 'rbm_webhook_events_total', { event_type: what, result: 'ignored' });
     const p = push(event, { attributes });
     const res = await app.inject({ method: 'POST', url: EVENTS_PATH, payload: p.body, headers: p.headers });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'ignored', what });
     expect(signalWithStart).not.toHaveBeenCalled();
-    expect(await metricValue(app, 'rbm_webhook_events_total', { event_type: what, result: 'ignored' })).toBe(before + 1);
+    expect(await metricValue(registry, 'rbm_webhook_events_total', { event_type: what, result: 'ignored' })).toBe(before + 1);
   });
 
   it('keeps serving after all of that, and never logged a phone number', async () => {
@@ -334,7 +334,8 @@ describe('Temporal unreachable (inject)', () => {
   it('answers 503 within the signal deadline, counts the failure, and readyz says not ready', async () => {
     // Nothing listens on port 1: every call fails UNAVAILABLE and the SDK retries until the deadline.
     const down = new Client({ connection: await Connection.lazy({ address: '127.0.0.1:1' }) });
-    const app = buildWebhookApp({ client: down, config: testConfig(), signalTimeoutMs: 800, readyTimeoutMs: 500 });
+    const registry = new Registry();
+    const app = buildWebhookApp({ client: down, config: testConfig(), metrics: registry, signalTimeoutMs: 800, readyTimeoutMs: 500 });
     try {
       const p = push(delivered('down-agent', randomUUID()));
       const started = Date.now();
@@ -342,7 +343,7 @@ describe('Temporal unreachable (inject)', () => {
       expect(res.statusCode).toBe(503);
       expect(res.json()).toMatchObject({ error: 'temporal_unavailable' });
       expect(Date.now() - started).toBeLessThan(5_000);
-      expect(await metricValue(app, 'rbm_webhook_signals_failed_total')).toBe(1);
+      expect(await metricValue(registry, 'rbm_webhook_signals_failed_total')).toBe(1);
       const ready = await app.inject({ method: 'GET', url: '/readyz' });
       expect(ready.statusCode).toBe(503);
       expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
@@ -370,13 +371,14 @@ describe('Temporal unreachable (inject)', () => {
 
 describe('signed events over a real port', () => {
   let server: WebhookServer;
+  const serverRegistry = new Registry();
   let config: Config;
   let eventsUrl: string;
   const agentId = `agent-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
     config = testConfig();
-    server = await startWebhookServer(config, { client, metrics: new Registry() });
+    server = await startWebhookServer({ ...config, WEBHOOK_METRICS_PORT: 0 }, { client, metrics: serverRegistry });
     eventsUrl = `${server.url}${EVENTS_PATH}`;
   });
   afterAll(async () => {
@@ -388,11 +390,14 @@ describe('signed events over a real port', () => {
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   }
 
-  it('serves healthz, readyz and metrics', async () => {
+  it('serves healthz and readyz, and its metrics on a loopback port of their own, never on the public one', async () => {
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
-    const metrics = await fetch(`${server.url}/metrics`);
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(404);
+    expect(server.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(new URL(server.metricsUrl!).port).not.toBe(String(server.port));
+    const metrics = await fetch(server.metricsUrl!);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     const text = await metrics.text();
     for (const name of [
@@ -496,7 +501,7 @@ describe('signed events over a real port', () => {
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     });
     await first.terminate('closed for the test');
-    const before = await metricValue(server.app, 'rbm_webhook_late_events_total', { event_type: 'READ' });
+    const before = await metricValue(serverRegistry, 'rbm_webhook_late_events_total', { event_type: 'READ' });
 
     const res = await post(push(delivered(agentId, messageId, 'late-one', 'READ')));
     expect(res).toEqual({ status: 200, body: { status: 'late', workflowId, outcome: null } });
@@ -505,12 +510,12 @@ describe('signed events over a real port', () => {
     expect(description.runId).toBe(first.signaledRunId);
     expect(description.status.name).toBe('TERMINATED');
     expect((await signalsOf(client, workflowId)).map(([, a]) => a.eventId)).toEqual(['first']);
-    expect(await metricValue(server.app, 'rbm_webhook_late_events_total', { event_type: 'READ' })).toBe(before + 1);
+    expect(await metricValue(serverRegistry, 'rbm_webhook_late_events_total', { event_type: 'READ' })).toBe(before + 1);
   });
 
   it('records the ack latency histogram per status', async () => {
-    expect(await metricValue(server.app, 'rbm_webhook_ack_seconds_count', { status: '200' })).toBeGreaterThan(5);
-    expect(await metricValue(server.app, 'rbm_webhook_ack_seconds_count', { status: '401' })).toBe(1);
+    expect(await metricValue(serverRegistry, 'rbm_webhook_ack_seconds_count', { status: '200' })).toBeGreaterThan(5);
+    expect(await metricValue(serverRegistry, 'rbm_webhook_ack_seconds_count', { status: '401' })).toBe(1);
   });
 });
 

@@ -239,9 +239,5 @@ export interface LateDeliveryInput {
   guardOutcome: Outcome;
   receivedAt: string;
 }
-/** Its own id scheme, so the guard's REJECT_DUPLICATE still holds and one event makes one record. */
-export function lateDeliveryWorkflowId(guardId: string, eventId: string): string {
-  return `rbm-late/${guardId.replace(/^rbm-guard\//, '')}/${eventId}`;
-}
 /** Outcomes whose guard sent (or may have sent) an SMS: a DELIVERED after them is a double delivery. */
 export const SMS_OUTCOMES: readonly Outcome[] = ['FALLBACK_SENT', 'FALLBACK_MAYBE_TWICE', 'FALLBACK_UNCONFIRMED'];

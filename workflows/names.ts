@@ -5,6 +5,9 @@
 export const DEFAULT_TASK_QUEUE = 'rbm-guard';
 export const WORKFLOW_TYPE = 'rbmGuard';
 
+/** Temporal refuses workflow ids over this many bytes (the server's limit.maxIDLength default). */
+export const MAX_WORKFLOW_ID_BYTES = 1000;
+
 /** Every guard's id: one per (agent, message), so registration and events meet whichever comes first. */
 export function guardWorkflowId(agentId: string, messageId: string): string {
   return `rbm-guard/${normalizeAgentId(agentId)}/${messageId}`;
@@ -18,7 +21,15 @@ export function normalizeAgentId(agentId: string): string {
 
 /** The ids a guard can be tracked under; anything else could never meet a track (and Temporal refuses workflow ids over 1000 bytes). */
 export const AGENT_ID = { pattern: /^[A-Za-z0-9._@-]+$/, maxLength: 128, rule: 'letters, digits and . _ @ - only' } as const;
-export const MESSAGE_ID = { pattern: /^\S+$/, maxLength: 256, rule: 'must not contain spaces' } as const;
+// A message id is printed on operators' screens and becomes part of a workflow id: no spaces, no
+// control or format characters (terminal escapes, direction overrides, zero-width), well-formed
+// Unicode (no lone surrogate). The categories are named so Python, which has no \p{…}, checks them too.
+export const MESSAGE_ID = {
+  pattern: /^[^\p{Cc}\p{Cf}\p{Cs}\p{Z}]+$/u,
+  refusedCategories: ['Cc', 'Cf', 'Cs', 'Zs', 'Zl', 'Zp'],
+  maxLength: 256,
+  rule: 'no spaces, control or format characters, and well-formed Unicode',
+} as const;
 
 /** Why a text is not an agent id, or undefined when it is one (bare or `@rbm.goog`, not yet normalised). */
 export function agentIdProblem(agentId: string): string | undefined {

@@ -19,3 +19,14 @@ export const usage = (message: string): CliError => new CliError(message, EXIT.u
 export function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
+
+/**
+ * Text safe for an operator's terminal: every control, format or lone-surrogate code unit but the
+ * newline and tab as a \uXXXX escape (valid inside --json output too). Ids from outside (a late
+ * record's event id, a guard tracked before the id rules) can hold escapes or direction overrides.
+ */
+export function printable(text: string): string {
+  return text.replace(/(?![\n\t])[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu, (ch) =>
+    [...Array(ch.length).keys()].map((i) => `\\u${ch.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  );
+}

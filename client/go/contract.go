@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 //go:embed guard-contract.json
@@ -172,7 +173,7 @@ func messageIDProblem(id string) string {
 		return "must not be empty"
 	case len([]rune(id)) > C.MessageID.MaxLength:
 		return fmt.Sprintf("at most %d characters", C.MessageID.MaxLength)
-	case !messageIDRe.MatchString(id):
+	case !utf8.ValidString(id) || !messageIDRe.MatchString(id):
 		return C.MessageID.Rule
 	}
 	return ""

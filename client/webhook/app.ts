@@ -36,7 +36,7 @@ export interface WebhookAppOptions {
   config: WebhookConfig;
   /** Defaults to config/logger.ts's logger at LOG_LEVEL. Phone numbers are redacted either way. */
   logger?: Logger;
-  /** Registry the webhook's metrics are registered in (and served at /metrics). Defaults to a new one. */
+  /** Registry the webhook's metrics are registered in (server.ts serves it on its own port). Defaults to a new one. */
   metrics?: Registry;
   /** Deadline for Temporal to accept a signal before the event is answered 503. Default 5 s. */
   signalTimeoutMs?: number;
@@ -144,11 +144,6 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
       request.log.warn({ grpcCode: grpcCode(err) }, 'readiness: Temporal unreachable');
       return reply.code(503).send({ status: 'unavailable', message: 'Temporal is not reachable' });
     }
-  });
-
-  app.get('/metrics', async (_request, reply) => {
-    const body = await registry.metrics();
-    return reply.type(registry.contentType).send(body);
   });
 
   app.route({

@@ -2,13 +2,15 @@
 // guard whose outcome sent an SMS becomes a small record workflow (rbmLateDelivery) of its own: a
 // double delivery operators find in the UI (RbmOutcome="DOUBLE_DELIVERY"), one per event, counted
 // and logged with the guard id. Other late events are counted by the outcome they met.
+import { createHash } from 'node:crypto';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   isOutcome,
   LATE_DELIVERY_WORKFLOW_TYPE,
-  lateDeliveryWorkflowId,
+  MAX_WORKFLOW_ID_BYTES,
+  MESSAGE_ID,
   SA,
   SMS_OUTCOMES,
   type GuardEventType,
@@ -40,6 +42,36 @@ export interface LateContext {
 }
 
 const DELIVERY_EVENTS: readonly GuardEventType[] = ['DELIVERED', 'READ'];
+
+/** The start every late record of a guard shares: `rbm-late/<agent>/<message>/`. */
+export function lateRecordPrefix(guardId: string): string {
+  return `rbm-late/${guardId.replace(/^rbm-guard\//, '')}/`;
+}
+
+/** Digest hex digits that stand for an event id too long or too odd to be part of an id (128 bits). */
+const EVENT_DIGEST_HEX = 32;
+/** The event id's own characters kept in front of its digest, so the record stays recognisable. */
+const EVENT_ID_KEPT = 48;
+
+/**
+ * A late record's id: its own scheme, so the guard's REJECT_DUPLICATE still holds and one event makes
+ * one record. The event id comes from outside and can be any length: when it would push the id past
+ * Temporal's limit (or holds characters no id may), its first characters and a SHA-256 digest of the
+ * whole stand for it, so every event still gets exactly one id Temporal accepts.
+ */
+export function lateDeliveryWorkflowId(guardId: string, eventId: string): string {
+  const prefix = lateRecordPrefix(guardId);
+  const whole = prefix + eventId;
+  if (MESSAGE_ID.pattern.test(eventId) && Buffer.byteLength(whole) <= MAX_WORKFLOW_ID_BYTES) return whole;
+  const digest = createHash('sha256').update(eventId, 'utf8').digest('hex').slice(0, EVENT_DIGEST_HEX);
+  let budget = MAX_WORKFLOW_ID_BYTES - Buffer.byteLength(prefix) - EVENT_DIGEST_HEX - 1;
+  let kept = '';
+  for (const ch of [...eventId].slice(0, EVENT_ID_KEPT)) {
+    if (!MESSAGE_ID.pattern.test(ch) || (budget -= Buffer.byteLength(ch)) < 0) break;
+    kept += ch;
+  }
+  return `${prefix}${kept}~${digest}`;
+}
 
 /**
  * Handles one late event. Temporal errors (down, slow) propagate: the caller answers 503 and RBM

@@ -3,12 +3,21 @@
 // runs this file alone.
 import { isEntryPoint } from '../../config/entrypoint.ts';
 import type { FastifyInstance } from 'fastify';
-import type { Registry } from 'prom-client';
+import Fastify from 'fastify';
+import { Registry } from 'prom-client';
 import type { Client } from '@temporalio/client';
 import { ConfigError, loadConfig, type Config } from '../../config/index.ts';
 import { clientOptions, connectClient } from '../connection.ts';
 import { createLogger, type Logger } from '../../config/logger.ts';
 import { buildWebhookApp, type WebhookAppOptions } from './app.ts';
+import { listenOn } from '../../config/listen.ts';
+
+/** The webhook's metrics on a listener of their own: RBM's public port never serves them. */
+function metricsEndpoint(registry: Registry): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  return app;
+}
 
 export interface WebhookServerOptions {
   /** A connected client to share (e.g. the worker process's). Without it one is connected from config and closed on close(). */
@@ -24,6 +33,8 @@ export interface WebhookServer {
   port: number;
   /** e.g. http://127.0.0.1:8080 — the events URL is `${url}/rbm/events`. */
   url: string;
+  /** The Prometheus endpoint (WEBHOOK_METRICS_PORT on METRICS_HOST), or null when it is off. */
+  metricsUrl: string | null;
   /** Stops accepting, lets in-flight requests finish, then closes the Temporal connection if it opened it. */
   close(): Promise<void>;
 }
@@ -52,39 +63,43 @@ export async function startWebhookServer(config: Config, options: WebhookServerO
   const client = options.client ?? (await connect(config));
   const ownClient = options.client ? undefined : client;
   let app: FastifyInstance;
+  let listening: { port: number; url: string };
+  let metricsServer: { url: string; close(): Promise<void> } | null = null;
   try {
+    const registry = options.metrics ?? new Registry();
     app = buildWebhookApp({
       client,
       config,
       logger,
-      metrics: options.metrics,
+      metrics: registry,
       signalTimeoutMs: options.signalTimeoutMs ?? config.WEBHOOK_SIGNAL_TIMEOUT_MS,
     });
-    await app.listen({ host: config.WEBHOOK_HOST, port: config.WEBHOOK_PORT });
+    const fail = (message: string, cause: unknown) => new WebhookStartError(message, { cause });
+    listening = await listenOn(app, { host: config.WEBHOOK_HOST, port: config.WEBHOOK_PORT, variable: 'WEBHOOK_PORT' }, fail);
+    if (config.WEBHOOK_METRICS_PORT !== undefined) {
+      const metricsApp = metricsEndpoint(registry);
+      const at = await listenOn(metricsApp, { host: config.METRICS_HOST, port: config.WEBHOOK_METRICS_PORT, variable: 'WEBHOOK_METRICS_PORT' }, fail).catch(async (err: unknown) => {
+        await app.close();
+        throw err;
+      });
+      metricsServer = { url: `${at.url}/metrics`, close: () => metricsApp.close() };
+    }
   } catch (err) {
     await ownClient?.connection.close();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new WebhookStartError(
-        `WEBHOOK_PORT ${config.WEBHOOK_PORT} on ${config.WEBHOOK_HOST} is already in use: stop the other process or choose another port`,
-        { cause: err },
-      );
-    }
     throw err;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.WEBHOOK_PORT;
-  const host = config.WEBHOOK_HOST === '0.0.0.0' || config.WEBHOOK_HOST === '::' ? '127.0.0.1' : config.WEBHOOK_HOST;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ port, host: config.WEBHOOK_HOST, namespace: config.TEMPORAL_NAMESPACE }, 'webhook adapter listening');
+  const { port, url } = listening;
+  logger.info({ port, host: config.WEBHOOK_HOST, namespace: config.TEMPORAL_NAMESPACE, metrics: metricsServer?.url ?? null }, 'webhook adapter listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       await app.close();
+      await metricsServer?.close();
       await ownClient?.connection.close();
       logger.info('webhook adapter closed');
     })());
-  return { app, port, url, close };
+  return { app, port, url, metricsUrl: metricsServer?.url ?? null, close };
 }
 
 async function main(): Promise<void> {

@@ -53,7 +53,8 @@
 //   nothing lost   every guard event the webhook acknowledged is in the timeline, unless it came
 //                  after the guard closed; a DELIVERED after a guard closed with an SMS outcome has
 //                  its late-delivery record (id = lateDeliveryWorkflowId(guard id, eventId)).
-import { lateDeliveryWorkflowId, parseGuardWorkflowId, SMS_OUTCOMES, type Outcome } from '../../workflows/contract.ts';
+import { parseGuardWorkflowId, SMS_OUTCOMES, type Outcome } from '../../workflows/contract.ts';
+import { lateDeliveryWorkflowId, lateRecordPrefix } from '../../client/webhook/late.ts';
 import type { MessageTruth } from '../sim/rbm-simulator.ts';
 import {
   ackTime,
@@ -120,7 +121,7 @@ export function check(input: CheckInput): CheckResult {
     const newsPushes = truth.eventsPushed.filter((p) => DELIVERY_NEWS.has(eventOf(p)?.type ?? ''));
     const newsAcks = newsPushes.map(ackTime).filter((t): t is number => t !== undefined);
     const firstNewsAck = newsAcks.length ? Math.min(...newsAcks) : undefined;
-    const recordPrefix = lateDeliveryWorkflowId(m.workflowId, '');
+    const recordPrefix = lateRecordPrefix(m.workflowId);
     const records = [...lateRecordIds].filter((id) => id.startsWith(recordPrefix));
     lateRecords += records.length;
     const notesTwice = timeline.some((e) => e.state === 'FALLBACK_MAYBE_TWICE' || /twice|may have gone out/i.test(e.reason));

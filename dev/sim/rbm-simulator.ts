@@ -192,7 +192,8 @@ class Simulator implements RbmSimulator {
 /** Starts the simulator on 127.0.0.1 with an OS-chosen port. */
 export async function startRbmSimulator(options: RbmSimulatorOptions = {}): Promise<RbmSimulator> {
   // forceCloseConnections: close() must not wait for hung requests or keep-alive sockets.
-  const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 256 * 1024 });
+  // RBM message ids run to hundreds of characters (percent-encoded, several times that): the router must take them.
+  const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 256 * 1024, routerOptions: { maxParamLength: 4096 } });
   const simulator = new Simulator(app, options);
   simulator.routes();
   // A deep accept queue: a benchmark opens thousands of connections at once.

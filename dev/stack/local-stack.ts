@@ -72,6 +72,8 @@ export interface LocalStack {
   worker: ChildService;
   webhook: ChildService;
   webhookUrl: string;
+  /** The webhook's Prometheus endpoint (WEBHOOK_METRICS_PORT, on loopback). */
+  webhookMetricsUrl: string;
   client: Client;
   guards: GuardClient;
   taskQueue: string;
@@ -122,6 +124,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   let devServer = await startTemporal();
   const webhookPort = await freePort();
   const webhookUrl = `http://127.0.0.1:${webhookPort}`;
+  const webhookMetricsPort = await freePort();
   const clientToken = `demo-token-${Math.random().toString(36).slice(2)}`;
   const sim = await startRbmSimulator({ webhookUrl: `${webhookUrl}/rbm/events`, clientToken, defaultPlan: { deliverAfterMs: null }, ...options.sim });
   const sink = await startSmsSink(options.sink);
@@ -140,6 +143,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     RBM_REQUEST_TIMEOUT_MS: String(STACK_REQUEST_TIMEOUTS.rbmMs),
     WEBHOOK_PORT: String(webhookPort),
     WEBHOOK_HOST: '127.0.0.1',
+    WEBHOOK_METRICS_PORT: String(webhookMetricsPort),
     FALLBACK_PROVIDER: 'http',
     FALLBACK_HTTP_URL: `${sink.url}/messages`,
     FALLBACK_REQUEST_TIMEOUT_MS: String(STACK_REQUEST_TIMEOUTS.fallbackMs),
@@ -176,6 +180,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     worker,
     webhook,
     webhookUrl,
+    webhookMetricsUrl: `http://127.0.0.1:${webhookMetricsPort}/metrics`,
     client,
     guards: new GuardClient(client, taskQueue),
     taskQueue,

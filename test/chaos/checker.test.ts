@@ -1,7 +1,8 @@
 // The chaos checker on hand-made truths: each allowed story passes, each broken promise is caught
 // under the right invariant. Pure: no server, no simulator.
 import { describe, expect, it } from 'vitest';
-import { lateDeliveryWorkflowId, type Outcome, type TimelineEntry } from '../../workflows/contract.ts';
+import { type Outcome, type TimelineEntry } from '../../workflows/contract.ts';
+import { lateDeliveryWorkflowId } from '../../client/webhook/late.ts';
 import type { MessageTruth, PushRecord } from '../../dev/sim/rbm-simulator.ts';
 import { check, type CheckedMessage, type GuardRecord } from '../../dev/chaos/checker.ts';
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from importlib import resources
 from typing import Any
 
@@ -21,7 +22,8 @@ SEARCH_ATTRIBUTES: dict[str, str] = {sa["name"]: sa["type"] for sa in CONTRACT["
 _AGENT = CONTRACT["agentId"]
 _MESSAGE = CONTRACT["messageId"]
 AGENT_ID_RE = re.compile(_AGENT["pattern"])
-MESSAGE_ID_RE = re.compile(_MESSAGE["pattern"])
+# The message-id pattern uses \p{…}, which `re` lacks: its refused Unicode categories are checked instead.
+_MESSAGE_REFUSED = frozenset(_MESSAGE["refusedCategories"])
 # JS regexes: \d is ASCII only there, so it is here too (the phone, the duration, the date-time).
 ISO_DATE_TIME_RE = re.compile(CONTRACT["dateTime"]["pattern"], re.ASCII | (re.IGNORECASE if CONTRACT["dateTime"]["caseInsensitive"] else 0))
 DURATION_RE = re.compile(CONTRACT["duration"]["pattern"], re.ASCII)
@@ -50,7 +52,9 @@ def message_id_problem(message_id: str) -> str | None:
         return "must not be empty"
     if len(message_id) > _MESSAGE["maxLength"]:
         return f"at most {_MESSAGE['maxLength']} characters"
-    return None if MESSAGE_ID_RE.search(message_id) else _MESSAGE["rule"]
+    if any(unicodedata.category(ch) in _MESSAGE_REFUSED for ch in message_id):
+        return _MESSAGE["rule"]
+    return None
 
 
 def guard_workflow_id(agent_id: str, message_id: str) -> str:
