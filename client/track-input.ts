@@ -65,7 +65,15 @@ const dateOrIso = z.union([z.date(), isoDateTime]);
 
 const trackFields = {
   agentId: z.string().trim().min(1, 'must not be empty').max(AGENT_ID.maxLength).regex(AGENT_ID.pattern, AGENT_ID.rule),
-  messageId: z.string().trim().min(1, 'must not be empty').max(MESSAGE_ID.maxLength).regex(MESSAGE_ID.pattern, MESSAGE_ID.rule),
+  // A refinement, not .regex(): the rule's \p{…} classes would put a pattern in the JSON Schema that
+  // Python's `re` cannot compile; clients read the rule from the contract's messageId instead.
+  messageId: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(MESSAGE_ID.maxLength)
+    .refine((id) => MESSAGE_ID.pattern.test(id), MESSAGE_ID.rule)
+    .meta({ description: `RBM's messageId: ${MESSAGE_ID.rule}` }),
   phone: z.string().regex(E164_PATTERN, 'must be an E.164 number like +14155550100'),
   staleAt: isoDateTime.optional(),
   staleIn: duration.optional(),

@@ -12,7 +12,8 @@ import { inject } from 'vitest';
 import { EXIT, runCli, type CliIo } from '../client/cli.ts';
 import type { GuardSummary } from '../client/guard-client.ts';
 import { freePort } from '../worker/dev-server.ts';
-import { guardWorkflowId, OUTCOMES, PENDING_STATES, type GuardStatus } from '../workflows/contract.ts';
+import { guardWorkflowId, OUTCOMES, PENDING_STATES, WORKFLOW_TYPE, type GuardStatus } from '../workflows/contract.ts';
+import { guardStartOptions } from '../client/start-options.ts';
 import { startGuardStack, type GuardStack } from './support/stack.ts';
 
 const BIN = fileURLToPath(new URL('../bin/rbm-guard.js', import.meta.url));
@@ -110,6 +111,13 @@ describe('bad input: one line on stderr, exit code, nothing reaches Temporal', (
     ['dry run of one id', ['cancel', ID, '--dry-run'], 'error: --dry-run applies to a bulk cancel (--agent/--older-than) only'],
   ])('%s → exit 2', async (_name, args, line) => {
     expectError(await cli(args, env), EXIT.usage, line);
+  });
+
+  it('an id with a terminal escape or a direction override is echoed escaped, never raw', async () => {
+    const run = await cli(['status', 'rbm-guard/agent-1/m-\u001b[2J\u009b31m\u202e'], env);
+    expect(run.code).toBe(EXIT.usage);
+    expect(run.stderr).toContain('m-\\u001b[2J\\u009b31m\\u202e');
+    expect(run.stderr).not.toMatch(/[\u001b\u009b\u202e]/);
   });
 
   it('a bad environment variable is named → exit 2', async () => {
@@ -271,6 +279,26 @@ describe('against a Temporal server with a worker', () => {
       const found = await eventually(() => list('--outcome', 'CANCELLED'), (l) => l.some((g) => g.workflowId === workflowId));
       expect(found.find((g) => g.workflowId === workflowId)).toMatchObject({ state: 'CANCELLED', outcome: 'CANCELLED' });
     });
+  });
+
+  it('a guard tracked before the id rules, whose message id holds escapes, is listed escaped; --json still reads back the id', async () => {
+    const messageId = `old-\u001b[2J-\u202e-${randomUUID()}`;
+    const workflowId = guardWorkflowId(agent, messageId);
+    await stack.client.workflow.start(WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: stack.taskQueue,
+      args: [{ agentId: agent, messageId, orphanAfterMs: 60_000 }],
+      ...guardStartOptions({ agentId: agent, state: 'AWAITING_TRACK' }),
+    });
+    try {
+      const text = await eventually(() => run('list', '--agent', agent), (r) => r.stdout.includes('old-'));
+      expect(text.stdout).toContain('old-\\u001b[2J-\\u202e-');
+      expect(text.stdout).not.toMatch(/[\u001b\u202e]/);
+      const listed = await list();
+      expect(listed.map((g) => g.workflowId)).toContain(workflowId);
+    } finally {
+      await stack.client.workflow.getHandle(workflowId).terminate('test done');
+    }
   });
 
   it('bulk cancel: only the agent’s guards older than the age; --dry-run cancels nothing', async () => {

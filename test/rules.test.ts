@@ -11,6 +11,7 @@ import { markdownTable, table } from '../client/cli/render.ts';
 import { guardStartOptions } from '../client/start-options.ts';
 import { causeOf, errorText, GRPC, grpcCause, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../client/temporal-errors.ts';
 import { freePort } from '../worker/dev-server.ts';
+import { loadConfig } from '../config/index.ts';
 import {
   agentIdProblem,
   ALL_STATES,
@@ -48,8 +49,23 @@ describe('guard ids', () => {
     expect(agentIdProblem('agent 1')).toBe('letters, digits and . _ @ - only');
     expect(agentIdProblem('a'.repeat(129))).toBe('at most 128 characters');
     expect(agentIdProblem('my-agent@rbm.goog')).toBeUndefined();
-    expect(messageIdProblem('m 1')).toBe('must not contain spaces');
+    const rule = 'no spaces, control or format characters, and well-formed Unicode';
+    for (const bad of ['m 1', 'm\u00a01', 'm-\u001b[2J', 'm-\u009b31m', 'm-\u202egnp.exe', 'm-\u2066', 'm-\u200b', 'm-\ufeff', 'm-\ud800', 'm-\udc00', 'm\u2028']) {
+      expect(messageIdProblem(bad), JSON.stringify(bad)).toBe(rule);
+    }
     expect(messageIdProblem('4f0e-…')).toBeUndefined();
+    expect(messageIdProblem('m-\u20ac/\u00e9:\u{1F600}')).toBeUndefined();
+  });
+});
+
+describe('listening', () => {
+  it('the HTTP API and every metrics endpoint default to loopback; only the webhook faces RBM', () => {
+    const config = loadConfig({});
+    expect(config.RBM_GUARD_API_HOST).toBe('127.0.0.1');
+    expect(config.METRICS_HOST).toBe('127.0.0.1');
+    expect(config.RBM_GUARD_CODEC_HOST).toBe('127.0.0.1');
+    expect(config.WEBHOOK_HOST).toBe('0.0.0.0');
+    expect(config.WEBHOOK_METRICS_PORT).toBeUndefined();
   });
 });
 

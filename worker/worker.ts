@@ -4,6 +4,7 @@ import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { GuardActivities } from '../workflows/contract.ts';
 import { workflowsPath } from './paths.ts';
+import { guardMetricSinks } from './metric-sinks.ts';
 
 export interface GuardWorkerOptions {
   connection: NativeConnection;
@@ -42,6 +43,7 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
       ? { workflowBundle: { codePath: options.workflowBundlePath } }
       : { workflowsPath: options.workflowsPath ?? workflowsPath }),
     activities: { ...options.activities },
+    sinks: guardMetricSinks(),
     dataConverter: options.dataConverter,
     shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,
     ...DEFAULT_TUNING,

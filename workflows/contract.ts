@@ -2,7 +2,7 @@
 // search-attribute keys, inputs, outcomes, the workflow id. The client, the webhook and the worker
 // import this module, never the workflow body. It must stay free of Node built-ins and I/O because
 // the workflow bundle includes it.
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate, type Sinks } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 // The pure names and rules (ids, date-times, states, traffic types) live in names.ts, free of imports.
@@ -160,6 +160,19 @@ export const ERROR_TYPES = {
 } as const;
 
 /** What the activities do, as the workflow sees them (the workflow imports this type only). */
+/**
+ * What a guard reports to its worker beside its history: the outcome metrics. A sink, not the
+ * workflow's own metric meter, because a workflow task that fails after reaching the outcome (e.g.
+ * UnhandledCommand: a signal landed as the guard completed) runs again and would count it twice;
+ * the worker's sink counts each run's outcome once (worker/metric-sinks.ts).
+ */
+export interface GuardSinks extends Sinks {
+  guardMetrics: {
+    /** An outcome reached; `staleToFallbackMs` when an SMS was accepted after the deadline. */
+    outcome(outcome: Outcome, staleToFallbackMs: number | null): void;
+  };
+}
+
 export interface GuardActivities {
   sendRbmMessage(input: RbmSendInput): Promise<void>;
   /** Resolves REVOKED (200) or ALREADY_DELIVERED (404) with the attempt; throws a typed ApplicationFailure otherwise. */

@@ -5,6 +5,7 @@ import {
   ApplicationFailure,
   condition,
   metricMeter,
+  proxySinks,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -22,6 +23,7 @@ import {
   statusQuery,
   trackSignal,
   type GuardInput,
+  type GuardSinks,
   type GuardState,
   type GuardStatus,
   type TrackedMessage,
@@ -77,8 +79,8 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   );
 
   // Race and latency metrics, exported by the worker runtime's Prometheus endpoint (not on replay).
-  const outcomes = metricMeter.createCounter('rbm_guard_outcomes', '1', 'guards reaching each outcome');
-  const staleToFallback = metricMeter.createHistogram('rbm_guard_stale_to_fallback', 'int', 'ms', 'staleAt → SMS accepted');
+  // Outcomes go through the worker's sink, which counts each run once (contract.ts: GuardSinks).
+  const { guardMetrics } = proxySinks<GuardSinks>();
   const revokeRounds = metricMeter.createCounter('rbm_guard_revoke_rounds', '1', 'revoke rounds started');
 
   const attributes = rules === 1 ? attributesV1() : attributesV2();
@@ -158,10 +160,8 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   function countOutcome(before: string | null) {
     const outcome = outcomeOf(guard);
     if (!outcome || outcome === before) return;
-    outcomes.add(1, { outcome });
-    if ((outcome === 'FALLBACK_SENT' || outcome === 'FALLBACK_MAYBE_TWICE') && guard.staleAt) {
-      staleToFallback.record(Math.max(0, Date.now() - Date.parse(guard.staleAt)));
-    }
+    const sent = (outcome === 'FALLBACK_SENT' || outcome === 'FALLBACK_MAYBE_TWICE') && guard.staleAt;
+    guardMetrics.outcome(outcome, sent ? Math.max(0, Date.now() - Date.parse(guard.staleAt!)) : null);
   }
 
   function setDetails(key: { last: string }) {

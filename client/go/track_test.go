@@ -67,6 +67,23 @@ func TestNamesTheBadField(t *testing.T) {
 	}
 }
 
+func TestRefusesHostileMessageIDs(t *testing.T) {
+	for _, id := range []string{"m-\x1b[2J", "m-\u009b31m", "m-\u202egnp.exe", "m-\u200b", "m-\xff"} {
+		r := ok()
+		r.MessageID = id
+		_, err := ParseTrackInput(r, now)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || !slices.Contains(ve.Fields(), "messageId") {
+			t.Fatalf("%q: got %v, want an error naming messageId", id, err)
+		}
+	}
+	r := ok()
+	r.MessageID = "m-\u20ac/\u00e9:\U0001F600"
+	if _, err := ParseTrackInput(r, now); err != nil {
+		t.Fatalf("a message id of any script and symbol: %v", err)
+	}
+}
+
 func TestGuardIDsFollowTheContract(t *testing.T) {
 	if id := GuardWorkflowID("Acme@rbm.goog", "a/b:c"); id != "rbm-guard/Acme/a/b:c" {
 		t.Fatal(id)

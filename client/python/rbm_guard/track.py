@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from jsonschema import Draft202012Validator
 
-from .contract import CONTRACT, DURATION_RE, ISO_DATE_TIME_RE, default_policy, normalize_agent_id
+from .contract import CONTRACT, DURATION_RE, ISO_DATE_TIME_RE, default_policy, message_id_problem, normalize_agent_id
 
 _VALIDATOR = Draft202012Validator(CONTRACT["schemas"]["TrackRequest"])
 _LIMITS = CONTRACT["limits"]
@@ -88,6 +88,10 @@ def parse_track_input(data: Mapping[str, Any], now: datetime | None = None) -> d
             issues.extend(((f"{where}.{k}" if where else k), "unknown field") for k in extra)
         else:
             issues.append((".".join(str(p) for p in err.absolute_path) or "(input)", err.message))
+    # The message-id rule has no pattern in the schema (its \p{…} classes are not Python's): checked here.
+    message_id = body.get("messageId")
+    if isinstance(message_id, str) and message_id and not any(f == "messageId" for f, _ in issues) and (problem := message_id_problem(message_id)):
+        issues.append(("messageId", problem))
     for key in ("staleIn", "ttl"):
         if key in body and parse_duration_ms(body[key]) is None and not any(f == key for f, _ in issues):
             issues.append((key, f"not a duration like 90s, 10m or 2h (or positive milliseconds): {body[key]}"))

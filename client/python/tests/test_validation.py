@@ -33,6 +33,11 @@ def test_resolves_a_valid_message_like_typescript():
         ({"agentId": "bad agent"}, "agentId"),
         ({"agentId": ""}, "agentId"),
         ({"messageId": "has space"}, "messageId"),
+        ({"messageId": "m-\x1b[2J"}, "messageId"),
+        ({"messageId": "m-\x9b31m"}, "messageId"),
+        ({"messageId": "m-\u202egnp.exe"}, "messageId"),
+        ({"messageId": "m-\u200b"}, "messageId"),
+        ({"messageId": "m-\ud800"}, "messageId"),
         ({"phone": "0800 123"}, "phone"),
         ({"phone": 14155550100}, "phone"),
         ({"staleIn": "soon"}, "staleIn"),
@@ -78,3 +83,7 @@ def test_guard_ids_follow_the_contract():
     assert parse_guard_workflow_id("rbm-guard/acme/a/b:c") == ("acme", "a/b:c")
     assert parse_guard_workflow_id("rbm-guard/acme@rbm.goog/m") is None
     assert parse_guard_workflow_id("not-a-guard") is None
+
+
+def test_message_ids_of_any_script_and_symbol_pass():
+    assert parse_track_input({**OK, "messageId": "m-\u20ac/\u00e9:\U0001F600"}, NOW)["messageId"] == "m-\u20ac/\u00e9:\U0001F600"
