@@ -87,7 +87,9 @@ export function sanitizeForLog(value: unknown, depth = 0, seen = new WeakSet<obj
     return copy;
   }
   if (Array.isArray(value)) return value.map((v) => sanitizeForLog(v, depth + 1, seen));
-  if (value instanceof Date || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return value;
+  // Raw bytes (a client error's rawPacket, a body) can hold an API key or a phone in any encoding: never logged.
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return `[${value.byteLength} bytes]`;
+  if (value instanceof Date) return value;
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto !== Object.prototype && proto !== null) return value; // class instances (e.g. fastify's req) keep their serializers
   const out: Record<string, unknown> = {};

@@ -198,4 +198,41 @@ describe('rate limits', () => {
     // Health stays public and unlimited.
     expect((await raw(guarded.port, 'GET', '/healthz', null)).status).toBe(200);
   });
+
+  it('only a presented credential counts as a failed guess: a browser\u2019s /favicon.ico locks nobody out', async () => {
+    const guarded = await serve({ authFailures: 3 });
+    for (let i = 0; i < 10; i++) expect((await raw(guarded.port, 'GET', '/favicon.ico', null, '127.0.0.3')).status).toBe(401);
+    expect((await raw(guarded.port, 'GET', '/v1/guards/not-a-guard', `Bearer ${KEY}`, '127.0.0.3')).status).toBe(400);
+  });
+
+  it('/readyz, public, probes Temporal once for a burst of callers', async () => {
+    let probes = 0;
+    const counting = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }), namespace: 'default' });
+    const original = counting.workflowService.getSystemInfo.bind(counting.workflowService);
+    counting.workflowService.getSystemInfo = ((request: Parameters<typeof original>[0]) => {
+      probes += 1;
+      return original(request);
+    }) as typeof original;
+    const app = await buildApiApp({
+      client: counting,
+      guards: new GuardClient(counting, 'auth-test'),
+      keys: parseApiKeys(KEY),
+      logger,
+      config: { RBM_GUARD_API_RATE_LIMIT: 10, RBM_GUARD_API_AUTH_FAILURE_LIMIT: 10, RBM_GUARD_API_BODY_LIMIT_BYTES: 65536, RBM_GUARD_API_TIMEOUT_MS: 1000, LOG_LEVEL: 'silent' },
+    });
+    try {
+      const answers = await Promise.all(Array.from({ length: 50 }, () => app.inject({ method: 'GET', url: '/readyz' })));
+      expect(answers.map((a) => a.statusCode)).toEqual(Array(50).fill(503));
+      expect(probes).toBe(1);
+    } finally {
+      await app.close();
+      await counting.connection.close();
+    }
+  });
+
+  it('a 4xx no route explains is not called broken JSON (a dot-segment path under /docs)', async () => {
+    const odd = await raw(open.port, 'GET', '/docs/static/../../package.json', null);
+    expect(odd.body).not.toMatch(/not valid JSON/);
+    expect(odd.headers['content-type']).toMatch(/problem\+json/);
+  });
 });

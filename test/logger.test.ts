@@ -41,6 +41,16 @@ describe('the logger redacts, whatever the call site logs', () => {
     expect(bare).toMatchObject({ msg: 'revoke failed for /v1/phones/%2B14…/agentMessages' });
   });
 
+  it('raw bytes are never written (a client error\u2019s rawPacket carries headers and body as they came)', () => {
+    const { log, text, json } = capture();
+    const rawPacket = Buffer.from(`POST /v1/guards HTTP/1.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n{"phone":"${PHONE}"}`);
+    log.info({ err: Object.assign(new Error('Parse Error'), { rawPacket }), packet: new Uint8Array(rawPacket) }, 'client error');
+    expect(text()).not.toContain(TOKEN);
+    expect(text()).not.toContain(Buffer.from(TOKEN).toString('base64'));
+    expect(text()).not.toContain(PHONE.slice(2));
+    expect(json()[0]).toMatchObject({ err: { rawPacket: `[${rawPacket.length} bytes]` }, packet: `[${rawPacket.length} bytes]` });
+  });
+
   it('secrets by field name: tokens, keys, authorization headers, a whole config object', () => {
     const { log, text } = capture();
     const config = loadConfig({

@@ -128,7 +128,8 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     }
     const key = matchApiKey(keys, request.headers.authorization);
     if (!key) {
-      failures.record(request.ip);
+      // Only a presented credential is a guess: a browser's /favicon.ico must not lock out its address.
+      if (request.headers.authorization !== undefined) failures.record(request.ip);
       const detail = keys.length === 0 ? 'no API key is configured (RBM_GUARD_API_KEYS): every call is refused' : 'send Authorization: Bearer <key> with a key from RBM_GUARD_API_KEYS';
       throw problemError('unauthorized', { detail }, { 'WWW-Authenticate': 'Bearer' });
     }
@@ -210,13 +211,15 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  // Public, so one probe of Temporal at a time, its answer shared for a second: no fan-out on demand.
+  let readiness: { at: number; ready: Promise<boolean> } | undefined;
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    try {
-      await client.withDeadline(Date.now() + 2000, () => client.workflowService.getSystemInfo({}));
-      return { status: 'ready' };
-    } catch {
-      return reply.code(503).header('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S)).send({ status: 'unavailable' });
+    if (!readiness || Date.now() - readiness.at > 1000) {
+      const ready = client.withDeadline(Date.now() + 2000, () => client.workflowService.getSystemInfo({})).then(() => true, () => false);
+      readiness = { at: Date.now(), ready };
     }
+    if (await readiness.ready) return { status: 'ready' };
+    return reply.code(503).header('Retry-After', String(UNAVAILABLE_RETRY_AFTER_S)).send({ status: 'unavailable' });
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
@@ -372,7 +375,10 @@ function toProblem(error: FastifyError | Error, request: FastifyRequest): Proble
   if (status === 413) return problemError('too-large', { detail: 'the body is over RBM_GUARD_API_BODY_LIMIT_BYTES' });
   if (status === 415) return problemError('unsupported-media-type', { detail: 'send Content-Type: application/json' });
   if (status === 429) return problemError('rate-limited', {}, {});
-  if (status >= 400 && status < 500) return problemError('validation', { detail: 'the body is not valid JSON', errors: [{ field: 'body', message: 'not valid JSON' }] });
+  const fastifyCode = (error as FastifyError).code ?? '';
+  if (fastifyCode.startsWith('FST_ERR_CTP_')) return problemError('validation', { detail: 'the body is not valid JSON', errors: [{ field: 'body', message: 'not valid JSON' }] });
+  if (status === 404) return problemError('not-found', { detail: 'no such resource; see /openapi.json' });
+  if (status >= 400 && status < 500) return problemError('validation', { detail: 'the request is not valid' });
   request.log.error({ err: error }, 'unhandled error');
   return problemError('internal');
 }
