@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/index.ts';
-import { ERROR_TYPES, type FallbackFailureDetails, type FallbackInput, type FallbackReceipt } from '../workflows/contract.ts';
+import { ERROR_TYPES, SMS_ATTEMPT_BUDGET_MS, type FallbackFailureDetails, type FallbackInput, type FallbackReceipt } from '../workflows/contract.ts';
 import { mayHaveReachedServer, networkCode, redact, retryAfterSeconds } from './http.ts';
 
 export interface FallbackSendOptions {
@@ -67,6 +67,8 @@ export interface TwilioChannelOptions {
   /** Default https://api.twilio.com. */
   baseUrl?: string;
   timeoutMs: number;
+  /** Every request of one send() ends within this (default SMS_ATTEMPT_BUDGET_MS): none outlives its attempt. */
+  attemptBudgetMs?: number;
 }
 
 export function createTwilioChannel(options: TwilioChannelOptions): FallbackChannel {
@@ -77,11 +79,16 @@ export function createTwilioChannel(options: TwilioChannelOptions): FallbackChan
   return {
     name: 'twilio',
     async send(input, sendOptions = {}) {
+      const budget = attemptBudget(options.attemptBudgetMs);
       if (input.lookupSince) {
-        const sid = await twilioLookup({ base, url, authorization, secrets, from: options.from, timeoutMs: options.timeoutMs }, input, sendOptions.signal);
-        if (sid) return { provider: 'twilio', providerMessageId: sid, found: true };
+        const found = await twilioLookup({ base, url, authorization, secrets, from: options.from, timeoutMs: options.timeoutMs, budget }, input, sendOptions.signal);
+        if (found) return { provider: 'twilio', providerMessageId: found.sid, found: true, matches: found.matches };
+        // A POST must be able to run its whole timeout inside the attempt, or it could outlive it.
+        if (budget.left() < options.timeoutMs) {
+          throw new FallbackError(ERROR_TYPES.fallbackLookupFailed, `Twilio lookup took the attempt's time: no time left to send within it (${budget.left()} ms)`, { maybeSent: true });
+        }
       }
-      const res = await exchange('Twilio', url, input, options.timeoutMs, sendOptions.signal, {
+      const res = await exchange('Twilio', url, input, budget.timeout(options.timeoutMs), sendOptions.signal, {
         method: 'POST',
         headers: {
           authorization,
@@ -127,11 +134,24 @@ interface TwilioLookupContext {
   secrets: string[];
   from: string;
   timeoutMs: number;
+  budget: AttemptBudget;
+}
+
+/** What is left of one attempt's time: every request's timeout is cut to it. */
+interface AttemptBudget {
+  left(): number;
+  timeout(requestMs: number): number;
+}
+
+function attemptBudget(budgetMs = SMS_ATTEMPT_BUDGET_MS): AttemptBudget {
+  const end = Date.now() + budgetMs;
+  const left = () => Math.max(0, end - Date.now());
+  return { left, timeout: (requestMs) => Math.max(1, Math.min(requestMs, left())) };
 }
 
 /**
  * Whether an earlier attempt's SMS exists: lists Messages To=phone From=TWILIO_FROM and matches one
- * with the same body created since lookupSince − skew. Returns its sid, or null only when the SMS is
+ * with the same body created since lookupSince − skew. Returns the first match and how many matched, or null only when the SMS is
  * KNOWN NOT TO EXIST: every page of that list was read (HTTP 200, well-formed, at most
  * TWILIO_LOOKUP_MAX_PAGES) and none matched (a message Twilio marks failed/canceled never reached a
  * carrier and does not count). Anything less — an error status, a timeout, refused credentials, a
@@ -141,7 +161,7 @@ interface TwilioLookupContext {
  * No DateSent>= filter, though it would shorten the list: a message Twilio still holds `queued` has
  * date_sent null, and a date filter does not match it — exactly the SMS a lost answer leaves behind.
  */
-async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, signal: AbortSignal | undefined): Promise<string | null> {
+async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, signal: AbortSignal | undefined): Promise<{ sid: string; matches: number } | null> {
   const since = Date.parse(input.lookupSince ?? '');
   const fail = (message: string, res?: ExchangeResult) =>
     new FallbackError(ERROR_TYPES.fallbackLookupFailed, `Twilio lookup: ${message}`, {
@@ -153,9 +173,12 @@ async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, sign
   const after = since - TWILIO_LOOKUP_SKEW_MS;
   const query = new URLSearchParams({ To: input.phone, From: ctx.from, PageSize: String(TWILIO_PAGE_SIZE) });
   let next: string | null | undefined = `${ctx.url}?${query}`;
+  // Every page is read, even after a match: two of ours (two slow attempts both completed) are two sent.
+  const matches: string[] = [];
   for (let page = 0; next; page++) {
     if (page === TWILIO_LOOKUP_MAX_PAGES) throw fail(`more than ${TWILIO_LOOKUP_MAX_PAGES} pages: the list cannot be read completely`);
-    const res = await exchange('Twilio lookup', next, input, ctx.timeoutMs, signal, {
+    if (ctx.budget.left() <= 0) throw fail('the attempt\u2019s time ran out before the list was read');
+    const res = await exchange('Twilio lookup', next, input, ctx.budget.timeout(ctx.timeoutMs), signal, {
       method: 'GET',
       headers: { authorization: ctx.authorization, accept: 'application/json' },
       secrets: ctx.secrets,
@@ -164,7 +187,7 @@ async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, sign
     if (!res.ok) throw fail(`HTTP ${res.status} ${errorDetail(res.text, input, ctx.secrets)}`.trimEnd(), res);
     const parsed = twilioPage.safeParse(safeJson(res.text));
     if (!parsed.success) throw fail(`malformed list page (${parsed.error.issues[0]?.path.join('.') ?? ''})`, res);
-    const match = parsed.data.messages.find(
+    const found = parsed.data.messages.filter(
       (m) =>
         m.body === input.text &&
         Date.parse(m.date_created) >= after &&
@@ -173,12 +196,12 @@ async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, sign
         (m.to == null || m.to === input.phone) &&
         (m.from == null || m.from === ctx.from),
     );
-    if (match) return match.sid;
+    matches.push(...found.map((m) => m.sid));
     next = parsed.data.next_page_uri ? new URL(parsed.data.next_page_uri, `${ctx.base}/`).toString() : null;
     // Our credentials go only to the host we were configured with.
     if (next && new URL(next).origin !== new URL(ctx.base).origin) throw fail('next_page_uri points at another host', res);
   }
-  return null;
+  return matches.length ? { sid: matches[0]!, matches: new Set(matches).size } : null;
 }
 
 export interface HttpChannelOptions {
@@ -186,6 +209,8 @@ export interface HttpChannelOptions {
   /** Sent as a bearer token when set. */
   token?: string;
   timeoutMs: number;
+  /** The request ends within this (default SMS_ATTEMPT_BUDGET_MS): it never outlives its attempt. */
+  attemptBudgetMs?: number;
 }
 
 /** POSTs JSON {to, text, idempotencyKey}; a 2xx answer may carry {id} or {messageId}. */
@@ -195,7 +220,7 @@ export function createHttpChannel(options: HttpChannelOptions): FallbackChannel 
     async send(input, sendOptions = {}) {
       // lookupSince needs no lookup here: the same Idempotency-Key makes a resend of a sent SMS a no-op.
       const secrets = options.token ? [options.token] : [];
-      const res = await exchange('SMS endpoint', options.url, input, options.timeoutMs, sendOptions.signal, {
+      const res = await exchange('SMS endpoint', options.url, input, attemptBudget(options.attemptBudgetMs).timeout(options.timeoutMs), sendOptions.signal, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',

@@ -12,7 +12,7 @@ import {
   OUTCOMES,
   type CancelRequest,
   type ExtendRequest,
-  type GuardInput,
+  type NewGuardInput,
   type GuardPolicy,
   type GuardStatus,
   type RbmEventSignal,
@@ -49,7 +49,8 @@ export const trackedMessageSchema = z.object({
 export const guardInputSchema = z.object({
   agentId: z.string().min(1),
   messageId: z.string().min(1),
-  rules: z.literal(GUARD_RULES).optional(),
+  // Required: a starter that left it out would get rules 1 ("404 means delivered").
+  rules: z.literal(GUARD_RULES),
   message: trackedMessageSchema.optional(),
   orphanAfterMs: z.number().int().min(0).optional(),
 });
@@ -78,7 +79,7 @@ const same = <T extends true>(): T => true as T;
 void [
   same<Same<z.infer<typeof guardPolicySchema>, GuardPolicy>>(),
   same<Same<z.infer<typeof trackedMessageSchema>, TrackedMessage>>(),
-  same<Same<z.infer<typeof guardInputSchema>, GuardInput>>(),
+  same<Same<z.infer<typeof guardInputSchema>, NewGuardInput>>(),
   same<Same<z.infer<typeof timelineEntrySchema>, TimelineEntry>>(),
   same<Same<z.infer<typeof guardStatusSchema>, GuardStatus>>(),
   same<Same<z.infer<typeof cancelRequestSchema>, CancelRequest>>(),

@@ -22,6 +22,7 @@ import {
   trackSignal,
   WORKFLOW_TYPE,
   type GuardInput,
+  type NewGuardInput,
   type GuardState,
   type GuardStatus,
   type Outcome,
@@ -78,7 +79,7 @@ export class GuardClient {
   async track(input: TrackInput): Promise<TrackResult> {
     const message = parseTrackInput(input);
     const workflowId = guardWorkflowId(message.agentId, message.messageId);
-    const guardInput: GuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message };
+    const guardInput: NewGuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message };
     const options = {
       workflowId,
       taskQueue: this.taskQueue,

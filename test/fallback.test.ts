@@ -205,7 +205,7 @@ describe('Twilio: no idempotency key, so a retry looks first', () => {
     const [sent] = sendsTo(sms.phone);
     // Within the sink's 300 ms the first SMS is still queued (date_sent null): a DateSent filter would miss it.
     const receipt = await twilio.send({ ...sms, lookupSince });
-    expect(receipt).toEqual({ provider: 'twilio', providerMessageId: sent?.providerMessageId, found: true });
+    expect(receipt).toEqual({ provider: 'twilio', providerMessageId: sent?.providerMessageId, found: true, matches: 1 });
     expect(sendsTo(sms.phone)).toHaveLength(1);
   });
 
@@ -255,7 +255,7 @@ describe('Twilio: no idempotency key, so a retry looks first', () => {
 describe('Twilio lookup against list pages the sink cannot produce (a raw HTTP server)', () => {
   let server: Server;
   let base: string;
-  let pages: (url: URL) => { status: number; body: string };
+  let pages: (url: URL) => { status: number; body: string; delayMs?: number };
   const seen: { method: string; url: URL; authorization?: string }[] = [];
 
   beforeAll(async () => {
@@ -267,7 +267,7 @@ describe('Twilio lookup against list pages the sink cannot produce (a raw HTTP s
         return;
       }
       const answer = pages(url);
-      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body);
+      setTimeout(() => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body), answer.delayMs ?? 0);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
@@ -281,6 +281,27 @@ describe('Twilio lookup against list pages the sink cannot produce (a raw HTTP s
   const channel = () => createTwilioChannel({ accountSid: 'ACraw', authToken: 'raw-token', from: FROM, baseUrl: base, timeoutMs: TIMEOUT_MS });
   const message = (over: Record<string, unknown>) => ({ sid: `SM${randomUUID().replace(/-/g, '')}`, body: TEXT, to: '+15551230000', from: FROM, status: 'delivered', date_created: new Date().toUTCString(), ...over });
 
+  it('two of ours on the list (two slow attempts both completed) are reported as two, across pages', async () => {
+    pages = (url) =>
+      url.searchParams.get('Page') === '1'
+        ? { status: 200, body: JSON.stringify({ messages: [message({ sid: 'SMsecond' })], next_page_uri: null }) }
+        : { status: 200, body: JSON.stringify({ messages: [message({ sid: 'SMfirst' }), message({ body: 'other' })], next_page_uri: `${url.pathname}?Page=1` }) };
+    const receipt = await channel().send(input({ phone: '+15551230000', lookupSince: new Date().toISOString() }));
+    expect(receipt).toEqual({ provider: 'twilio', providerMessageId: 'SMfirst', found: true, matches: 2 });
+  });
+
+  it('no request outlives its attempt: a lookup that used the attempt\u2019s time leaves the POST unsent (lookup failed, retried later)', async () => {
+    seen.length = 0;
+    pages = () => ({ status: 200, body: JSON.stringify({ messages: [], next_page_uri: null }), delayMs: 150 });
+    const slow = createTwilioChannel({ accountSid: 'ACraw', authToken: 'raw-token', from: FROM, baseUrl: base, timeoutMs: TIMEOUT_MS, attemptBudgetMs: 400 });
+    expect(await failure(slow.send(input({ phone: '+15551230000', lookupSince: new Date().toISOString() })))).toMatchObject({
+      type: ERROR_TYPES.fallbackLookupFailed,
+      message: expect.stringMatching(/no time left to send within it/),
+      details: { maybeSent: true },
+    });
+    expect(seen.map((s) => s.method)).toEqual(['GET']);
+  });
+
   it('asks with Twilio\'s parameters (To, From; no DateSent, which misses queued messages), Basic auth, and follows next_page_uri', async () => {
     seen.length = 0;
     const lookupSince = '2026-03-04T00:00:30.000Z';
@@ -289,7 +310,7 @@ describe('Twilio lookup against list pages the sink cannot produce (a raw HTTP s
         ? { status: 200, body: JSON.stringify({ messages: [message({ date_created: 'Wed, 04 Mar 2026 00:00:10 +0000', sid: 'SMfound' })], next_page_uri: null }) }
         : { status: 200, body: JSON.stringify({ messages: [message({ body: 'other' })], next_page_uri: `${url.pathname}?Page=1&PageToken=PA1` }) };
     const receipt = await channel().send(input({ phone: '+15551230000', lookupSince }));
-    expect(receipt).toEqual({ provider: 'twilio', providerMessageId: 'SMfound', found: true });
+    expect(receipt).toEqual({ provider: 'twilio', providerMessageId: 'SMfound', found: true, matches: 1 });
     const first = seen[0];
     expect(first?.method).toBe('GET');
     expect(first?.url.pathname).toBe('/2010-04-01/Accounts/ACraw/Messages.json');

@@ -8,9 +8,10 @@ import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type Guar
 
 let stack: GuardStack;
 // Replay fixtures: `RBM_GUARD_RECORD_HISTORIES=1 npx vitest run test/guard.test.ts test/guard-pessimistic.test.ts`
-// records today's rules (encrypted, key test-1) into test/histories/pessimistic/. test/histories/ and
-// test/histories/encrypted/ hold guards from before the pessimistic rules: keep them, they must replay.
-const histories = new HistoryRecorder(new URL('./histories/pessimistic/', import.meta.url));
+// records today's rules (GUARD_RULES 3, encrypted, key test-1) into test/histories/rules3/. The older
+// folders — test/histories/ and encrypted/ (rules 1), rules2/ — hold guards of earlier rules: keep
+// them, they must replay.
+const histories = new HistoryRecorder(new URL('./histories/rules3/', import.meta.url));
 const recorded = { push: ({ name, workflowId }: { name: string; workflowId: string }) => histories.add(name, workflowId) };
 
 beforeAll(async () => {

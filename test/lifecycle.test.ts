@@ -260,3 +260,71 @@ describe('contract: one guard per (agent, message)', () => {
     expect(tracked.agentId).toBe('acme');
   });
 });
+
+describe('lifecycle: a slow SMS provider (rules 3)', () => {
+  const at = (ms: number) => new Date(Date.parse(NOW) + ms).toISOString();
+  const otp = () => tracked(message({ policy: { graceMs: 1000, maxRevokeRounds: 2, revokeAttempts: 3, fallbackAttempts: 2, onUnknown: 'fallback', lingerMs: 5000 } }));
+  const toFallback = (input: GuardInput, rules: 2 | 3 = 3) =>
+    [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REVOKED' }].reduce((g, e) => step(g, e as LifecycleEvent, NOW), initialGuard('wf', input, NOW, rules));
+  const lost: LifecycleEvent = { type: 'FALLBACK_RESULT', result: 'RETRYABLE', maybeSent: true, startedAt: NOW, detail: 'timed out' };
+
+  it('after an attempt that may have gone out, the next one waits until the provider has settled (its lookup must see the first SMS)', () => {
+    const g3 = step(toFallback(otp()), lost, NOW);
+    expect(nextAction(g3, otp(), NOW)).toEqual({ kind: 'wait-retry', until: at(15_000) });
+    // Rules 2 (open guards from before) keep their 1 s backoff, as they ran.
+    const g2 = step(toFallback(otp(), 2), lost, NOW);
+    expect(nextAction(g2, otp(), NOW)).toEqual({ kind: 'wait-retry', until: at(1_000) });
+    // An attempt that surely did not go out waits only the backoff.
+    const notSent = step(toFallback(otp()), { type: 'FALLBACK_RESULT', result: 'RETRYABLE', maybeSent: false, startedAt: NOW }, NOW);
+    expect(nextAction(notSent, otp(), NOW)).toEqual({ kind: 'wait-retry', until: at(1_000) });
+  });
+
+  it('a blind resend whose answer is lost too ends FALLBACK_MAYBE_TWICE, not FALLBACK_UNCONFIRMED ("0 or 1" would hide two SMS)', () => {
+    let g = step(toFallback(otp()), lost, NOW); // attempt 1 lost
+    g = step(g, { type: 'RETRY_DUE' }, at(15_000));
+    g = step(g, { type: 'FALLBACK_RESULT', result: 'LOOKUP_FAILED', startedAt: at(15_000) }, at(16_000)); // attempt 2: lookup failed
+    expect(g.state).toBe('FALLBACK');
+    expect(g.sms.blind).toBe(true);
+    expect(nextAction(g, otp(), at(16_000))).toEqual({ kind: 'fallback', lookupSince: null });
+    const twice = step(g, { ...lost, startedAt: at(16_000) }, at(26_000)); // the blind resend times out too
+    expect(twice.state).toBe('FALLBACK_MAYBE_TWICE');
+    expect(twice.timeline.at(-1)?.reason).toMatch(/none, one or two SMS/);
+    // Rules 2 recorded the same story as FALLBACK_UNCONFIRMED (kept for its open guards).
+    let g2 = step(toFallback(otp(), 2), lost, NOW);
+    g2 = step(step(g2, { type: 'RETRY_DUE' }, at(1_000)), { type: 'FALLBACK_RESULT', result: 'LOOKUP_FAILED', startedAt: at(1_000) }, at(2_000));
+    expect(step(g2, { ...lost, startedAt: at(2_000) }, at(12_000)).state).toBe('FALLBACK_UNCONFIRMED');
+  });
+
+  it('a blind resend after an attempt that may have gone out waits for the provider to settle first', () => {
+    const single = tracked(message({ policy: { graceMs: 1000, maxRevokeRounds: 2, revokeAttempts: 3, fallbackAttempts: 1, onUnknown: 'fallback', lingerMs: 5000 } }));
+    const g = step(toFallback(single), lost, NOW);
+    expect(g.sms.blind).toBe(true);
+    expect(nextAction(g, single, NOW)).toEqual({ kind: 'wait-retry', until: at(15_000) });
+  });
+
+  it('two of ours found at the provider are two sent: FALLBACK_MAYBE_TWICE, never FALLBACK_SENT', () => {
+    let g = step(toFallback(otp()), lost, NOW);
+    g = step(g, { type: 'RETRY_DUE' }, at(15_000));
+    const two = step(g, { type: 'FALLBACK_RESULT', result: 'FOUND', matches: 2, startedAt: at(15_000) }, at(16_000));
+    expect(two.state).toBe('FALLBACK_MAYBE_TWICE');
+    expect(two.timeline.at(-1)?.reason).toMatch(/found 2 .*two attempts both went out/);
+    const one = step(g, { type: 'FALLBACK_RESULT', result: 'FOUND', matches: 1, startedAt: at(15_000) }, at(16_000));
+    expect(one.state).toBe('FALLBACK_SENT');
+  });
+
+  it('extend keeps a whole revoke round before a platform TTL (rules 3); rules 2 allowed up to the TTL', () => {
+    const ttl = '2026-11-22T11:00:00.000Z';
+    const withTtl = tracked(message({ platformExpireAt: ttl }));
+    const round = 3 * (30_000 + 20_000); // revokeAttempts × (attempt timeout + longest backoff)
+    const justBefore = new Date(Date.parse(ttl) - 1000).toISOString();
+    expect(canExtend(initialGuard('wf', withTtl, NOW, 3), justBefore, NOW)).toMatch(/less than one revoke round/);
+    expect(canExtend(initialGuard('wf', withTtl, NOW, 3), new Date(Date.parse(ttl) - round).toISOString(), NOW)).toBeNull();
+    expect(canExtend(initialGuard('wf', withTtl, NOW, 2), justBefore, NOW)).toBeNull();
+  });
+
+  it('rules 1 keeps the first TTL event it heard; later rules let a revoke overrule a failed revoke', () => {
+    const both = (rules: 1 | 3) => [ev('TTL_EXPIRATION_REVOKE_FAILED', 'a'), ev('TTL_EXPIRATION_REVOKED', 'b')].reduce((g, e) => step(g, e, NOW), initialGuard('wf', tracked(), NOW, rules));
+    expect(both(1).ttl).toBe('REVOKE_FAILED');
+    expect(both(3).ttl).toBe('REVOKED');
+  });
+});

@@ -97,6 +97,10 @@ const rows: Row[] = [
   // The guard sends the message itself
   { id: 'R36', story: 'guard sends; create never landed; 404 at the deadline', m: message({ sends: true }), events: [{ type: 'SEND_RESULT', result: 'AMBIGUOUS' }, STALE, revoke('ALREADY_DELIVERED'), GRACE, sms('ACCEPTED')], outcome: 'FALLBACK_SENT', sms: 1 },
   { id: 'R37', story: 'guard sends; no RCS on the phone (404 at create)', m: message({ sends: true }), events: [{ type: 'SEND_RESULT', result: 'NO_RCS' }, sms('ACCEPTED')], outcome: 'FALLBACK_SENT', sms: 1 },
+  // A provider slower than the client (rules 3)
+  { id: 'R40', story: 'Twilio slower than the client: its SMS appears after we gave up; found once it settled', events: [STALE, revoke('REVOKED'), sms('RETRYABLE', true), RETRY, { type: 'FALLBACK_RESULT', result: 'FOUND', matches: 1, startedAt: NOW }], outcome: 'FALLBACK_SENT', sms: 1 },
+  { id: 'R41', story: 'two slow attempts both became messages: the lookup finds two', events: [STALE, revoke('REVOKED'), sms('RETRYABLE', true), RETRY, { type: 'FALLBACK_RESULT', result: 'FOUND', matches: 2, startedAt: NOW }], outcome: 'FALLBACK_MAYBE_TWICE', sms: 2 },
+  { id: 'R42', story: 'answer lost, lookup impossible (OTP), the resend\u2019s answer lost too: says two may have gone out', events: [STALE, revoke('REVOKED'), sms('RETRYABLE', true), RETRY, sms('LOOKUP_FAILED'), RETRY, sms('LOOKUP_FAILED'), sms('RETRYABLE', true)], outcome: 'FALLBACK_MAYBE_TWICE', sms: 2 },
   // The backend
   { id: 'R38', story: 'events for a message never tracked', m: null, events: [ev('DELIVERED'), { type: 'ORPHAN_WINDOW_ELAPSED' }], outcome: 'ORPHANED', sms: 0 },
   { id: 'R39', story: 'cancelled while waiting', events: [{ type: 'CANCEL', reason: 'logged in' }], outcome: 'CANCELLED', sms: 0 },
@@ -111,5 +115,5 @@ describe('the race table (docs/architecture.md)', () => {
       expect(['done', 'linger']).toContain(nextAction(g, input, row.at ?? NOW).kind);
     });
   }
-  it('has 39 rows, one per line of the table', () => expect(rows).toHaveLength(39));
+  it('has 42 rows, one per line of the table', () => expect(rows).toHaveLength(42));
 });

@@ -83,19 +83,29 @@ export interface TrackedMessage {
 }
 
 /**
- * The decision rules a new guard runs (workflows/lifecycle.ts): 2 = the pessimistic rules. Every starter
- * (GuardClient, the webhook, other languages through the generated contract) sets it; a guard without
- * it started before they existed and replays with rules 1. Pinned in the input rather than behind
- * patched(): in SDK 1.24 patched() also upserts TemporalChangeVersion, a billable action on every guard.
+ * The decision rules a new guard runs (workflows/lifecycle.ts): 3 = the pessimistic rules with a slow
+ * SMS provider in mind (an SMS attempt's request may still become a message after we gave up). Every
+ * starter (GuardClient, the webhook, other languages through the generated contract) sets it, and a
+ * guard runs exactly the rules its input names: 1 (no `rules`: guards started before the pessimistic
+ * rules), 2 or 3; a number this worker does not know fails the workflow task loudly, so a newer guard
+ * waits for a newer worker instead of running older rules (workflows/guard.ts, rulesOf). Pinned in the
+ * input rather than behind patched(): in SDK 1.24 patched() upserts TemporalChangeVersion, a billable
+ * action on every guard. docs/architecture.md says why.
  */
-export const GUARD_RULES = 2;
+export const GUARD_RULES = 3;
+/** Every rules version a worker runs; a guard's input names one (absent: 1). */
+export const RULES_VERSIONS = [1, 2, 3] as const;
+export type RulesVersion = (typeof RULES_VERSIONS)[number];
+
+/** What every starter sends today (the published contract): the current rules, always named. */
+export type NewGuardInput = Omit<GuardInput, 'rules'> & { rules: typeof GUARD_RULES };
 
 /** Workflow input. A guard started by an early webhook event knows only the ids. */
 export interface GuardInput {
   agentId: string;
   messageId: string;
-  /** GUARD_RULES for every guard started today; absent only in guards started before the pessimistic rules. */
-  rules?: typeof GUARD_RULES;
+  /** The rules this guard runs: GUARD_RULES for every guard started today; absent only in guards started before the pessimistic rules (1). */
+  rules?: RulesVersion;
   message?: TrackedMessage;
   /** For a guard started by an event: how long to wait for the backend's track. */
   orphanAfterMs?: number;
@@ -148,6 +158,19 @@ export const SEARCH_ATTRIBUTE_KEYS = Object.values(SA);
 
 /** One attempt of any guard activity: a few RBM/SMS request timeouts; after a worker crash, the wait before a retry. */
 export const ACTIVITY_ATTEMPT_TIMEOUT_MS = 30_000;
+/**
+ * Every request of an SMS attempt ends this long before the attempt's timeout (the activity enforces
+ * it), so no request outlives its attempt and two attempts' requests never overlap.
+ */
+export const SMS_ATTEMPT_BUDGET_MS = ACTIVITY_ATTEMPT_TIMEOUT_MS - 5_000;
+/**
+ * Rules 3: how long a provider may still turn a request we gave up on into a message, and take to
+ * list it. After an SMS attempt that may have gone out, the next attempt (whose lookup must see the
+ * earlier message to be trusted) waits at least this long. An assumption about the provider: the
+ * chaos run's slow provider finishes within it (dev/chaos), and a provider slower than this can
+ * still send twice unrecorded.
+ */
+export const PROVIDER_SETTLE_MS = 15_000;
 
 /** Error types thrown by activities; the workflow's retry policies name the permanent ones. */
 export const ERROR_TYPES = {
@@ -215,6 +238,8 @@ export interface FallbackReceipt {
   providerMessageId: string;
   /** True when the SMS was an earlier attempt's, found by the lookup, not sent by this attempt. */
   found?: boolean;
+  /** With `found`: how many of our SMS the lookup found (two slow attempts can both have completed). */
+  matches?: number;
 }
 /** Details every retryable fallback failure carries, so the workflow knows whether the SMS may have gone out. */
 export interface FallbackFailureDetails {

@@ -9,6 +9,7 @@ import {
   type GuardActivities,
   type RevokeAnswer,
   type RevokeResult,
+  type RulesVersion,
   type TrackedMessage,
 } from './contract.ts';
 import type { FallbackOutcome, RevokeOutcome, SendOutcome } from './lifecycle.ts';
@@ -40,7 +41,7 @@ function failureDetail(err: unknown): string {
 }
 
 /** Rules 1 sent the platform TTL at staleAt itself; rules 2 sends the one the client set (staleAt + one revoke round). */
-export async function send(m: TrackedMessage, rules: 1 | 2): Promise<{ result: SendOutcome; detail?: string }> {
+export async function send(m: TrackedMessage, rules: RulesVersion): Promise<{ result: SendOutcome; detail?: string }> {
   if (!m.send) return { result: 'SENT' };
   const expireTime = rules === 1 ? m.staleAt : (m.platformExpireAt ?? undefined);
   try {
@@ -93,7 +94,7 @@ export async function fallbackAttempt(
   workflowId: string,
   lookupSince: string | null,
   startedAt: string,
-): Promise<{ result: FallbackOutcome; maybeSent?: boolean; retryAfterMs?: number; startedAt: string; detail?: string }> {
+): Promise<{ result: FallbackOutcome; maybeSent?: boolean; retryAfterMs?: number; startedAt: string; detail?: string; matches?: number }> {
   if (!m.fallback) return { result: 'REFUSED', startedAt, detail: 'no fallback configured' };
   const sms = proxyActivities<GuardActivities>({ startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS, retry: { maximumAttempts: 1 } });
   try {
@@ -105,7 +106,7 @@ export async function fallbackAttempt(
       lookupSince,
     });
     return receipt.found
-      ? { result: 'FOUND', startedAt, detail: `${receipt.provider} already has it as ${receipt.providerMessageId}` }
+      ? { result: 'FOUND', startedAt, matches: receipt.matches ?? 1, detail: `${receipt.provider} already has it as ${receipt.providerMessageId}` }
       : { result: 'ACCEPTED', startedAt, detail: `${receipt.provider} accepted it as ${receipt.providerMessageId}` };
   } catch (err) {
     const type = failureType(err);

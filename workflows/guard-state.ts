@@ -4,6 +4,8 @@ import {
   isOutcome,
   MAX_MESSAGE_LIFETIME_MS,
   MAX_RETRY_AFTER_MS,
+  revokeRoundBudgetMs,
+  type RulesVersion,
   type GuardState,
   type GuardStatus,
   type Outcome,
@@ -12,8 +14,7 @@ import {
   type TrackedMessage,
 } from './contract.ts';
 
-/** 1: the rules guards started with before the pessimistic rules (replayed as they ran); 2: today's. */
-export type RulesVersion = 1 | 2;
+export type { RulesVersion };
 
 export interface Guard {
   rules: RulesVersion;
@@ -56,6 +57,8 @@ const CLOCK_SKEW_MS = 60_000;
 const SMS_BACKOFF_MAX_MS = 60_000;
 
 export const v1 = (g: Guard): boolean => g.rules === 1;
+/** Rules 3 and later: a slow SMS provider's request may still become a message after we gave up. */
+export const slowProviderRules = (g: Guard): boolean => g.rules >= 3;
 
 export function record(g: Guard, now: string, state: GuardState, event: string, reason: string): Guard {
   if (!v1(g) && state !== g.state) g.waitUntil = lingers({ ...g, state }) ? lingerEnd(g, now) : null;
@@ -123,6 +126,11 @@ export function extendError(guard: Guard, staleAt: string, now: string): string 
   if (t <= Date.parse(now)) return `staleAt: ${staleAt} is not in the future`;
   const ttl = guard.message?.platformExpireAt;
   if (ttl && t >= Date.parse(ttl)) return `staleAt: ${staleAt} is not before the message's platform TTL ${ttl}: RBM revokes it then`;
+  // Rules 3: the guard's own DELETE comes first, a whole revoke round before the platform's TTL.
+  const round = guard.message ? revokeRoundBudgetMs(guard.message.policy) : 0;
+  if (ttl && slowProviderRules(guard) && t > Date.parse(ttl) - round) {
+    return `staleAt: ${staleAt} leaves less than one revoke round (${round / 1000} s) before the message's platform TTL ${ttl}: the guard's own revoke must come first`;
+  }
   const sentAt = guard.message?.sentAt;
   if (sentAt && t - Date.parse(sentAt) > MAX_MESSAGE_LIFETIME_MS) {
     return `staleAt: ${staleAt} is more than 15 days after the send (${sentAt}), RBM's own maximum`;

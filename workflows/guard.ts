@@ -17,13 +17,14 @@ import {
   eventSignals,
   extendUpdate,
   GUARD_EVENT_TYPES,
-  GUARD_RULES,
+  RULES_VERSIONS,
   WRITTEN_PENDING_STATES,
   SA,
   statusQuery,
   trackSignal,
   type GuardInput,
   type GuardSinks,
+  type RulesVersion,
   type GuardState,
   type GuardStatus,
   type TrackedMessage,
@@ -43,7 +44,7 @@ const WRITTEN_STATES = new Set<GuardState>(WRITTEN_PENDING_STATES);
 
 export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   // The rules are pinned in the input (contract.ts, GUARD_RULES): the same on every replay.
-  const rules = input.rules === GUARD_RULES ? 2 : 1;
+  const rules = rulesOf(input);
   const workflowId = workflowInfo().workflowId;
   let guard: Guard = initialGuard(workflowId, input, nowIso(), rules);
   let version = 0; // bumps on every transition, so waits wake when anything changes
@@ -237,6 +238,17 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
       },
     };
   }
+}
+
+/**
+ * The rules the input names, exactly: absent is 1 (guards from before the field), 1–3 as given. Any
+ * other value is a guard from a newer starter: a plain Error fails the workflow task (not the guard),
+ * so it stays open and retries until a worker that knows those rules takes it.
+ */
+function rulesOf(input: GuardInput): RulesVersion {
+  if (input.rules === undefined) return 1;
+  if ((RULES_VERSIONS as readonly unknown[]).includes(input.rules)) return input.rules;
+  throw new Error(`guard rules ${String(input.rules)} are unknown to this worker (it runs ${RULES_VERSIONS.join(', ')}): deploy a worker with GUARD_RULES ${String(input.rules)}`);
 }
 
 function throwIf(error: string | null): void {

@@ -3,9 +3,10 @@
 // including the delivered-and-revoked races — without a server. workflows/guard.ts only waits, calls
 // activities and feeds their results back in. docs/architecture.md has the race table.
 //
-// Two rule sets: guards started before the pessimistic rules existed replay with `rules: 1` (the
-// workflow decides with patched()); every new guard runs `rules: 2`. Where they differ, `v1(g)` says so.
-import type { GuardEventType, GuardInput, TrackedMessage } from './contract.ts';
+// Three rule sets, each guard on the one its input names: `rules: 1` for guards started before the
+// pessimistic rules existed, 2 for the pessimistic rules, 3 (every new guard) for those and a slow SMS
+// provider. Where they differ, `v1(g)` and `slowProviderRules(g)` say so.
+import { GUARD_RULES, PROVIDER_SETTLE_MS, type GuardEventType, type GuardInput, type TrackedMessage } from './contract.ts';
 import {
   canCancel,
   extendError,
@@ -15,6 +16,7 @@ import {
   record,
   retryDelayMs,
   revoke,
+  slowProviderRules,
   v1,
   why404ProvesNothing,
   type Guard,
@@ -40,7 +42,16 @@ export type LifecycleEvent =
   | { type: 'STALE' }
   | { type: 'REVOKE_RESULT'; result: RevokeOutcome; attempt?: number; detail?: string }
   | { type: 'GRACE_ELAPSED' }
-  | { type: 'FALLBACK_RESULT'; result: FallbackOutcome; maybeSent?: boolean; retryAfterMs?: number; startedAt?: string; detail?: string }
+  | {
+      type: 'FALLBACK_RESULT';
+      result: FallbackOutcome;
+      maybeSent?: boolean;
+      retryAfterMs?: number;
+      startedAt?: string;
+      detail?: string;
+      /** FOUND: how many of our SMS the lookup found. */
+      matches?: number;
+    }
   | { type: 'RETRY_DUE' }
   | { type: 'CANCEL'; reason: string }
   | { type: 'EXTEND'; staleAt: string }
@@ -59,7 +70,7 @@ export type Action =
   | { kind: 'linger'; ms: number; until?: string }
   | { kind: 'done' };
 
-export function initialGuard(workflowId: string, input: GuardInput, now: string, rules: RulesVersion = 2): Guard {
+export function initialGuard(workflowId: string, input: GuardInput, now: string, rules: RulesVersion = GUARD_RULES): Guard {
   const guard: Guard = {
     rules,
     workflowId,
@@ -202,7 +213,8 @@ function onRbmEvent(g: Guard, type: GuardEventType, eventId: string, now: string
   }
 
   if (type === 'TTL_EXPIRATION_REVOKED') {
-    if (!g.ttl || g.ttl === 'REVOKE_FAILED') g.ttl = 'REVOKED';
+    // Rules 1 kept the first TTL event it heard; later rules let a revoke overrule a failed revoke.
+    if (!g.ttl || (g.ttl === 'REVOKE_FAILED' && !v1(g))) g.ttl = 'REVOKED';
     if (g.delivered) return record(g, now, state, type, 'ignored: DELIVERED wins over a later expiry notice');
     if (v1(g)) {
       if (state === 'AWAITING_DELIVERY' || state === 'RECHECK') return fallback(g, now, type, 'the platform TTL revoked the message');
@@ -325,6 +337,12 @@ function onFallbackResult(g: Guard, e: Extract<LifecycleEvent, { type: 'FALLBACK
     case 'ACCEPTED':
     case 'FOUND': {
       const how = e.result === 'FOUND' ? 'an earlier attempt’s SMS was found at the provider' : 'the SMS provider accepted the fallback';
+      // Rules 3: two of ours at the provider (two slow attempts both completed) are two sent, and said so.
+      if (slowProviderRules(g) && e.result === 'FOUND' && (e.matches ?? 1) >= 2) {
+        const twice = `the lookup found ${e.matches} of this guard’s SMS: two attempts both went out`;
+        if (g.delivered) return record(g, now, 'DOUBLE_DELIVERY', 'FALLBACK_FOUND', `${twice}, and DELIVERED arrived as well`);
+        return record(g, now, 'FALLBACK_MAYBE_TWICE', 'FALLBACK_FOUND', twice);
+      }
       if (g.delivered) return record(g, now, 'DOUBLE_DELIVERY', 'FALLBACK_ACCEPTED', `SMS accepted (${how}), but DELIVERED arrived while it was being sent`);
       if (sms.blind && e.result === 'ACCEPTED') {
         return record(g, now, 'FALLBACK_MAYBE_TWICE', 'FALLBACK_ACCEPTED', `${detail ?? how}; sent without knowing whether an earlier attempt went out (policy: resend)`);
@@ -341,15 +359,23 @@ function onFallbackResult(g: Guard, e: Extract<LifecycleEvent, { type: 'FALLBACK
       const what = e.result === 'LOOKUP_FAILED' ? 'could not look up the earlier attempt' : `attempt failed${e.maybeSent ? ' (it may have gone out)' : ''}`;
       if (g.delivered) return smsStoppedByDelivery(g, now, 'DELIVERED');
       const attempts = policy?.fallbackAttempts ?? 1;
+      // Rules 3: after an attempt that may have gone out, the provider may still be creating (and not yet
+      // listing) its message: the next attempt, whose lookup must see it, waits until it has settled.
+      const settle = slowProviderRules(g) && e.result === 'RETRYABLE' && e.maybeSent ? PROVIDER_SETTLE_MS : 0;
       if (attempt < attempts) {
-        g.sms = { ...g.sms, retryAt: addMs(now, retryDelayMs(attempt, e.retryAfterMs)) };
+        g.sms = { ...g.sms, retryAt: addMs(now, Math.max(settle, retryDelayMs(attempt, e.retryAfterMs))) };
         return record(g, now, 'FALLBACK', e.result === 'LOOKUP_FAILED' ? 'FALLBACK_LOOKUP_FAILED' : 'FALLBACK_RETRY', `SMS attempt ${attempt}: ${what}: ${detail ?? ''}; next at ${g.sms.retryAt}`);
       }
       if (!maybeSent) return record(g, now, 'FALLBACK_FAILED', 'FALLBACK_FAILED', `${attempts} SMS attempts spent, none sent: ${detail ?? ''}`);
+      // Rules 3: the blind resend's own answer was lost too: it and an earlier attempt may both have gone out.
+      if (slowProviderRules(g) && sms.blind && e.result === 'RETRYABLE' && e.maybeSent) {
+        return record(g, now, 'FALLBACK_MAYBE_TWICE', 'FALLBACK_UNKNOWN', `SMS resend: ${what}; the earlier attempt may have gone out too: none, one or two SMS may have gone out`);
+      }
       // Whether an earlier attempt went out cannot be established: the policy decides, and the outcome says so.
       if (policy?.onUnknown === 'fallback' && !sms.blind) {
-        g.sms = { ...g.sms, blind: true };
-        return record(g, now, 'FALLBACK', 'FALLBACK_UNKNOWN', `SMS attempt ${attempt}: ${what}; whether one went out is unknown; policy: resend once`);
+        // Rules 3: the resend waits until the last attempt's request can no longer become a message.
+        g.sms = { ...g.sms, blind: true, retryAt: settle ? addMs(now, settle) : null };
+        return record(g, now, 'FALLBACK', 'FALLBACK_UNKNOWN', `SMS attempt ${attempt}: ${what}; whether one went out is unknown; policy: resend once${settle ? ` at ${g.sms.retryAt}` : ''}`);
       }
       return record(g, now, 'FALLBACK_UNCONFIRMED', 'FALLBACK_UNKNOWN', `SMS attempt ${attempt}: ${what}; an SMS may or may not have gone out; policy: do not resend`);
     }

@@ -60,6 +60,7 @@ export function faultTable(stack: LocalStack): ChaosReport['faults'] {
     { source: 'webhook', kind: 'push attempts refused or failed (retried)', count: sim.pushFailedAttempts },
     { source: 'SMS', kind: 'send answered 5xx', count: sink.faultsByKind.status5xx },
     { source: 'SMS', kind: 'send accepted, response lost / hung', count: sink.faultsByKind.lostResponse + sink.faultsByKind.hang },
+    { source: 'SMS', kind: 'send hung past the client, created after it gave up', count: sink.faultsByKind.slowCreate },
     { source: 'SMS', kind: 'Twilio lookups (list or fetch)', count: sink.lookups },
     { source: 'SMS', kind: '  …of which answered 5xx or hung', count: sink.lookupFaults },
     { source: 'SMS', kind: 'provider down (FALLBACK_FAILED check)', count: sink.faultsByKind.down },

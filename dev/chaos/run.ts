@@ -56,6 +56,9 @@ export const SINK_FAULT_RATES: Omit<SmsRandomFaults, 'seed'> = {
   lostResponse: 0.02,
   lookup5xx: 0.1,
   lookupHang: 0.02,
+  // A provider slower than the client: the POST hangs past the client's timeout and the message is
+  // created only then, after the client gave up (found by a later lookup once it settled).
+  slowCreate: 0.05,
   hangMs: 3_000, // past the worker's FALLBACK_REQUEST_TIMEOUT_MS (2 s in the local stack)
 };
 

@@ -29,8 +29,12 @@ export type SmsFault =
   | { status: 400 }
   /** Record the send, then destroy the socket without answering. */
   | { lostResponse: true }
-  /** Record the send (unless perform: false), hold the response, then drop the socket or reply. */
-  | { hangMs: number; then?: 'drop' | 'reply'; perform?: boolean };
+  /**
+   * Record the send (unless perform: false), hold the response, then drop the socket or reply.
+   * perform: 'after' — a provider slower than the client: the message is created (and listed) only
+   * when the hang ends, after a client with a shorter timeout gave up.
+   */
+  | { hangMs: number; then?: 'drop' | 'reply'; perform?: boolean | 'after' };
 
 /** A fault consumed by one Twilio lookup (list or fetch). */
 export type SmsLookupFault =
@@ -52,6 +56,8 @@ export interface SmsRandomFaults {
   lookup5xx?: number;
   /** Twilio lookups that hang for hangMs, then drop. */
   lookupHang?: number;
+  /** Sends that hang for hangMs and only then create the message (after the client gave up), then drop. */
+  slowCreate?: number;
 }
 
 export interface SmsSinkOptions {
@@ -78,7 +84,7 @@ export interface SmsSinkStats {
   lookupFaults: number;
   faults: number;
   /** The same faults by kind (a chaos run reports what it injected). */
-  faultsByKind: { down: number; status429: number; status5xx: number; status400: number; lostResponse: number; hang: number };
+  faultsByKind: { down: number; status429: number; status5xx: number; status400: number; lostResponse: number; hang: number; slowCreate: number };
   rejected: number;
 }
 
@@ -144,7 +150,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     lookups: 0,
     lookupFaults: 0,
     faults: 0,
-    faultsByKind: { down: 0, status429: 0, status5xx: 0, status400: 0, lostResponse: 0, hang: 0 },
+    faultsByKind: { down: 0, status429: 0, status5xx: 0, status400: 0, lostResponse: 0, hang: 0, slowCreate: 0 },
     rejected: 0,
   };
   let random: { faults: SmsRandomFaults; next: () => number } | undefined;
@@ -182,6 +188,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     }
     if (roll(r.lostResponse)) return { lostResponse: true };
     if (roll(r.hang)) return { hangMs: r.hangMs ?? 2000 };
+    if (roll(r.slowCreate)) return { hangMs: r.hangMs ?? 2000, perform: 'after' };
     if (roll(r.error429)) return { status: 429, retryAfterSeconds: 1 };
     if (roll(r.error5xx)) return { status: next() < 0.5 ? 500 : 503 };
     return undefined;
@@ -240,9 +247,12 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
       return drop(res);
     }
     if ('hangMs' in fault) {
-      counters.faultsByKind.hang++;
-      let answer = 'perform' in fault && fault.perform === false ? undefined : perform();
+      const later = 'perform' in fault && fault.perform === 'after';
+      if (later) counters.faultsByKind.slowCreate++;
+      else counters.faultsByKind.hang++;
+      let answer = ('perform' in fault && fault.perform === false) || later ? undefined : perform();
       await wait(fault.hangMs);
+      if (later && !closing) answer = perform();
       if (fault.then === 'reply' && !closing) return void reply(res, (answer ??= perform()));
       return drop(res);
     }
