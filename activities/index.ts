@@ -44,7 +44,8 @@ export function createActivities({ rbm, fallback }: ActivityDependencies): Guard
         // An answer after a retry: an earlier DELETE may have landed, so the workflow reads a 404 differently.
         return { result, attempt };
       } catch (error) {
-        throw toFailure(error, 'RBM revoke failed', ids);
+        // The attempt rides along: a refusal after a DELETE that may have landed proves little (rules 3).
+        throw toFailure(error, 'RBM revoke failed', ids, { attempt: activityInfo().attempt });
       }
     },
 
@@ -62,7 +63,7 @@ export function createActivities({ rbm, fallback }: ActivityDependencies): Guard
 }
 
 /** A classified client error as an ApplicationFailure; anything else (cancellation, bugs) as is. */
-export function toFailure(error: unknown, what: string, ids: Record<string, string>): unknown {
+export function toFailure(error: unknown, what: string, ids: Record<string, string>, extra: Record<string, unknown> = {}): unknown {
   if (!(error instanceof RbmError || error instanceof FallbackError)) return error;
   const nonRetryable = NON_RETRYABLE.has(error.type);
   log.warn(what, { ...ids, errorType: error.type, status: error.status, nonRetryable, error: error.message });
@@ -71,7 +72,7 @@ export function toFailure(error: unknown, what: string, ids: Record<string, stri
     message: error.message,
     nonRetryable,
     // A fallback failure says whether the SMS may have gone out (FallbackFailureDetails).
-    details: [error instanceof FallbackError ? error.details : { status: error.status ?? null, retryAfterSeconds: error.retryAfterSeconds ?? null }],
+    details: [error instanceof FallbackError ? error.details : { status: error.status ?? null, retryAfterSeconds: error.retryAfterSeconds ?? null, ...extra }],
     // Retry-After is honoured, capped: one header must not hold an OTP for an hour.
     nextRetryDelay:
       !nonRetryable && error.retryAfterSeconds !== undefined ? Math.min(MAX_RETRY_AFTER_MS, Math.max(1, error.retryAfterSeconds) * 1000) : undefined,

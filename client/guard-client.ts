@@ -21,6 +21,7 @@ import {
   statusQuery,
   trackSignal,
   WORKFLOW_TYPE,
+  LATE_DELIVERY_WORKFLOW_TYPE,
   type GuardInput,
   type NewGuardInput,
   type GuardState,
@@ -171,7 +172,9 @@ export class GuardClient {
 }
 
 function listQuery(f: z.output<typeof listFilterSchema>): string {
-  const clauses = [`WorkflowType = "${WORKFLOW_TYPE}"`];
+  // A DOUBLE_DELIVERY is a guard's outcome or, after it closed, the webhook's late-delivery record: both.
+  const doubles = f.outcome === 'DOUBLE_DELIVERY' || f.state === 'DOUBLE_DELIVERY';
+  const clauses = [doubles ? `(WorkflowType = "${WORKFLOW_TYPE}" OR WorkflowType = "${LATE_DELIVERY_WORKFLOW_TYPE}")` : `WorkflowType = "${WORKFLOW_TYPE}"`];
   // Transient states carry no RbmState (WRITTEN_PENDING_STATES): they are the open guards without one.
   if (f.state && (isOutcome(f.state) || WRITTEN_PENDING_STATES.includes(f.state))) clauses.push(`${SA.state.name} = "${f.state}"`);
   else if (f.state) clauses.push(`ExecutionStatus = "Running"`, `${SA.state.name} IS NULL`);

@@ -8,7 +8,7 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import { loadConfig, type Config } from '../config/index.ts';
 import { CliError, EXIT } from './cli/errors.ts';
 import type { CliContext } from './cli/program.ts';
-import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
+import { MAX_MESSAGE_LIFETIME_MS, SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
 import { tlsOptions } from './connection.ts';
 import { registerSearchAttributes } from './search-attributes.ts';
 import { errorText, grpcCode, GRPC, TRANSIENT_GRPC_CODES } from './temporal-errors.ts';
@@ -36,6 +36,23 @@ export interface SetupResult {
   namespace: 'created' | 'retention updated' | 'unchanged';
   added: string[];
   present: string[];
+  /** What works but will cost records (a retention too short for late deliveries). */
+  warnings: string[];
+}
+
+/** RBM's redelivery of an unacknowledged event (Pub/Sub keeps a push this long). */
+const RBM_REDELIVERY_DAYS = 7;
+/**
+ * The shortest retention that keeps a closed guard until its last possible late DELIVERED: a message
+ * lives up to 15 days, and RBM redelivers for 7 more. Past retention a late DELIVERED finds no guard
+ * and starts a fresh one that ends ORPHANED, instead of a DOUBLE_DELIVERY record.
+ */
+export const MIN_RETENTION_DAYS = MAX_MESSAGE_LIFETIME_MS / (24 * 60 * 60 * 1000) + RBM_REDELIVERY_DAYS;
+
+export function retentionWarning(retentionDays: number): string | null {
+  return retentionDays < MIN_RETENTION_DAYS
+    ? `retention ${retentionDays} d is shorter than a message's longest life plus RBM's redelivery (${MIN_RETENTION_DAYS} d): a late DELIVERED after that starts a guard that ends ORPHANED instead of a DOUBLE_DELIVERY record`
+    : null;
 }
 
 /** Temporal Cloud: an API key, or a *.tmprl.cloud / *.api.temporal.io address. */
@@ -118,7 +135,9 @@ export async function setupNamespace(options: SetupOptions): Promise<SetupResult
       await retry('adding search attributes', () => registerSearchAttributes(connection, namespace), [GRPC.NOT_FOUND]);
       log(`search attributes added on ${namespace}: ${added.join(', ')}`);
     }
-    return { namespace: state, added, present };
+    const warning = retentionWarning(options.retentionDays);
+    if (warning) log(`warning: ${warning}`);
+    return { namespace: state, added, present, warnings: warning ? [warning] : [] };
   } finally {
     await connection.close();
   }
@@ -156,7 +175,8 @@ export async function setupCommand(ctx: CliContext, opts: SetupCommandOptions): 
     if (err instanceof SetupError) throw new CliError(err.message, EXIT.failed);
     throw err;
   }
-  if (opts.json) return ctx.io.stdout(`${JSON.stringify({ address: options.address, namespace: options.namespace, retentionDays: options.retentionDays, state: result.namespace, added: result.added, present: result.present })}\n`);
-  for (const line of lines) ctx.io.stdout(`${line}\n`);
+  for (const warning of result.warnings) ctx.io.stderr(`warning: ${warning}\n`);
+  if (opts.json) return ctx.io.stdout(`${JSON.stringify({ address: options.address, namespace: options.namespace, retentionDays: options.retentionDays, state: result.namespace, added: result.added, present: result.present, warnings: result.warnings })}\n`);
+  for (const line of lines.filter((l) => !l.startsWith('warning: '))) ctx.io.stdout(`${line}\n`);
   ctx.io.stdout(`${options.namespace} on ${options.address} is set up: retention ${options.retentionDays} d, search attributes ${[...result.present, ...result.added].join(', ')}\n`);
 }

@@ -17,6 +17,13 @@ import {
 
 /** A sentAt this far ahead of our clock is still accepted: the backend's clock may run ahead. */
 export const SENT_AT_SKEW_MS = 60_000;
+/**
+ * A deadline that passed up to this long ago is guarded at once (revoked now, and the fallback sent):
+ * the track was late (a retry across an outage, a call on its way), and the message is still out
+ * there. A day: longer than any outage a backend rides out with retries, short enough that a deadline
+ * off by a unit (seconds read as milliseconds, a year typed wrong) is refused as the likely mistake.
+ */
+export const LATE_TRACK_MS = 24 * 60 * 60 * 1000;
 /** 10 concatenated GSM-7 segments; longer texts are refused rather than silently cut. */
 export const MAX_FALLBACK_TEXT = 1530;
 /** RBM's own limit for a text message. */
@@ -188,9 +195,9 @@ function resolveStaleAt(staleAt: Date | string | undefined, staleIn: number | un
   if (Number.isNaN(at.getTime())) throw fail('staleAt', `not an ISO-8601 date-time with a zone: ${String(staleAt)}`);
   if (at.getTime() - from.getTime() > MAX_LIFETIME_MS) throw fail('staleAt', 'at most 15 days ahead (RBM’s own maximum)');
   if (at.getTime() <= now.getTime()) {
-    // A past deadline is a typo unless the backend says the message was sent before it.
-    if (!sentAt) throw fail('staleAt', `${at.toISOString()} is in the past`);
-    if (at.getTime() <= sentAt.getTime()) throw fail('staleAt', `${at.toISOString()} is not after sentAt ${sentAt.toISOString()}`);
+    // A deadline that passed recently is a late track: guarded at once. Far in the past: a mistake.
+    if (sentAt && at.getTime() <= sentAt.getTime()) throw fail('staleAt', `${at.toISOString()} is not after sentAt ${sentAt.toISOString()}`);
+    if (now.getTime() - at.getTime() > LATE_TRACK_MS) throw fail('staleAt', `${at.toISOString()} is more than 24 h in the past: a clock or unit error?`);
   }
   return at;
 }

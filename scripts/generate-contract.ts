@@ -31,7 +31,7 @@ import {
   trackSignal,
   WORKFLOW_TYPE,
 } from '../workflows/contract.ts';
-import { defaultPolicy, DURATION, SENT_AT_SKEW_MS, E164_PATTERN, MAX_FALLBACK_TEXT, MAX_RBM_TEXT, trackRequestSchema, UNIT_MS } from '../client/track-input.ts';
+import { defaultPolicy, DURATION, LATE_TRACK_MS, SENT_AT_SKEW_MS, E164_PATTERN, MAX_FALLBACK_TEXT, MAX_RBM_TEXT, trackRequestSchema, UNIT_MS } from '../client/track-input.ts';
 import {
   cancelRequestSchema,
   extendRequestSchema,
@@ -89,6 +89,8 @@ export function buildContract(): Record<string, unknown> {
       maxRbmText: MAX_RBM_TEXT,
       /** A sentAt up to this far ahead of the client's clock is accepted (clock skew). */
       sentAtSkewMs: SENT_AT_SKEW_MS,
+      /** A staleAt that passed up to this long ago is guarded at once (a late track); further back it is refused. */
+      lateTrackMs: LATE_TRACK_MS,
     },
     /** A message the guard sends itself (sendText) expires on the platform at staleAt + revokeAttempts × this. */
     sendExpiryPerRevokeAttemptMs: revokeRoundBudgetMs({ revokeAttempts: 1 }),

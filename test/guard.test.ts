@@ -155,6 +155,14 @@ describe.concurrent('guard outcomes on a real server', () => {
     expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
   });
 
+  it('a deadline that passed while the track was on its way is guarded at once: revoked, one SMS', async () => {
+    const m = await sendAndTrack('late-track', { deliverAfterMs: null }, { staleIn: undefined, staleAt: new Date(Date.now() - 30_000).toISOString() });
+    const status = await stack.result(m.workflowId);
+    expect(status.outcome).toBe('FALLBACK_SENT');
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'FALLBACK', 'FALLBACK_SENT']);
+    expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+  });
+
   it('extend: the new deadline holds; a deadline in the past is refused', async () => {
     const m = await sendAndTrack('extend', { deliverAfterMs: 2500 }, { staleIn: '1500ms' });
     const later = new Date(Date.now() + 6000);
@@ -247,7 +255,7 @@ describe('client: track', () => {
     ['a phone without +', { phone: '4155550100' }, 'phone: must be an E.164 number'],
     ['no phone', { phone: undefined }, 'phone:'],
     ['an empty messageId', { messageId: '' }, 'messageId: must not be empty'],
-    ['staleAt in the past', { staleIn: undefined, staleAt: '2001-01-01T00:00:00Z' }, 'staleAt: 2001-01-01T00:00:00.000Z is in the past'],
+    ['staleAt far in the past (a clock or unit error)', { staleIn: undefined, staleAt: '2001-01-01T00:00:00Z' }, 'staleAt: 2001-01-01T00:00:00.000Z is more than 24 h in the past'],
     ['staleAt before sentAt', { staleIn: undefined, sentAt: '2001-01-01T00:00:10Z', staleAt: '2001-01-01T00:00:00Z' }, 'is not after sentAt'],
     ['sentAt in the future', { sentAt: '2999-01-01T00:00:00Z' }, 'sentAt: 2999-01-01T00:00:00.000Z is in the future'],
     ['an unparseable staleAt', { staleIn: undefined, staleAt: 'next tuesday' }, 'staleAt: not an ISO-8601 date-time'],

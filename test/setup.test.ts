@@ -33,7 +33,7 @@ describe('rbm-guard setup', () => {
     const namespace = `setup-${randomUUID()}`;
     const lines: string[] = [];
     const first = await setupNamespace({ address, namespace, retentionDays: 12, log: (l) => lines.push(l) });
-    expect(first).toEqual({ namespace: 'created', added: names, present: [] });
+    expect(first).toMatchObject({ namespace: 'created', added: names, present: [] });
     expect(await retentionDays(namespace)).toBe(12);
     const listed = await connection.operatorService.listSearchAttributes({ namespace });
     for (const k of SEARCH_ATTRIBUTE_KEYS) {
@@ -42,10 +42,12 @@ describe('rbm-guard setup', () => {
     expect(lines.join('\n')).toContain(`namespace ${namespace} created (retention 12 d)`);
 
     const second = await setupNamespace({ address, namespace, retentionDays: 12 });
-    expect(second).toEqual({ namespace: 'unchanged', added: [], present: names });
+    expect(second).toMatchObject({ namespace: 'unchanged', added: [], present: names });
 
     const third = await setupNamespace({ address, namespace, retentionDays: 40 });
     expect(third.namespace).toBe('retention updated');
+    expect(third.warnings).toEqual([]);
+    expect(second.warnings).toEqual([expect.stringContaining('shorter than')]);
     expect(await retentionDays(namespace)).toBe(40);
   });
 
@@ -101,7 +103,10 @@ describe('rbm-guard setup', () => {
     const env = { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, TEMPORAL_NAMESPACE_RETENTION_DAYS: '5' };
     const first = await run(['setup', '--json'], env);
     expect(first.code, first.stderr).toBe(0);
-    expect(JSON.parse(first.stdout)).toEqual({ address, namespace, retentionDays: 5, state: 'created', added: names, present: [] });
+    expect(JSON.parse(first.stdout)).toMatchObject({ address, namespace, retentionDays: 5, state: 'created', added: names, present: [] });
+    // 5 days cannot hold a guard until its last late DELIVERED (15 + 7 days): said, on stderr and in the JSON.
+    expect(JSON.parse(first.stdout).warnings).toEqual([expect.stringMatching(/^retention 5 d is shorter than a message's longest life plus RBM's redelivery \(22 d\)/)]);
+    expect(first.stderr).toMatch(/^warning: retention 5 d is shorter than .* ends ORPHANED instead of a DOUBLE_DELIVERY record\n$/);
     const second = await run(['setup'], env);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toBe(`${namespace} on ${address} is set up: retention 5 d, search attributes ${names.join(', ')}\n`);

@@ -20,6 +20,7 @@ import {
 } from '../workflows/contract.ts';
 import { rbmLateDelivery } from '../workflows/late-delivery.ts';
 import { lateDeliveryWorkflowId } from '../client/webhook/late.ts';
+import { runCli } from '../client/cli.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 import { eventually } from './support/eventually.ts';
 
@@ -38,6 +39,20 @@ afterAll(async () => {
   await stack?.close();
 });
 
+
+/** The CLI as an operator runs it against this stack (its key ring, its task queue). */
+function cliEnv(): Record<string, string> {
+  const keys = (['RBM_GUARD_ENCRYPTION', 'RBM_GUARD_ENCRYPTION_KEYS', 'RBM_GUARD_ENCRYPTION_KEY_FILE', 'RBM_GUARD_ENCRYPTION_KEY_ID'] as const).flatMap((k) =>
+    stack.config[k] === undefined ? [] : [[k, String(stack.config[k])] as const],
+  );
+  return { TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS!, TEMPORAL_TASK_QUEUE: stack.taskQueue, ...Object.fromEntries(keys) };
+}
+async function cli(args: string[], env: Record<string, string>) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env });
+  return { code, stdout, stderr };
+}
 
 /** POSTs a signed push, as RBM would, and returns the status and JSON answer. */
 async function pushSigned(event: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -128,6 +143,20 @@ describe('a DELIVERED after the guard closed with an SMS', () => {
     for await (const w of stack.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) runs.push(w.status.name);
     expect(runs).toEqual(['COMPLETED']);
     expect(stack.sink.distinctSendsTo(m.phone)).toBe(1);
+
+    // Operators with the CLI see it: `list --outcome DOUBLE_DELIVERY` lists the record, `status` reads it.
+    const env = cliEnv();
+    const listed = await eventually(
+      () => cli(['list', '--outcome', 'DOUBLE_DELIVERY', '--agent', m.agentId, '--json'], env),
+      (r) => r.stdout.includes(recordId),
+    );
+    expect(JSON.parse(listed.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ workflowId: recordId, outcome: 'DOUBLE_DELIVERY' })]));
+    const shown = await cli(['status', recordId], env);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^guard +${workflowId}$`, 'm'));
+    expect(shown.stdout).toMatch(/^guard outcome +FALLBACK_SENT$/m);
+    expect(shown.stdout).toMatch(new RegExp(`^event +DELIVERED ${eventId}$`, 'm'));
+    expect((await cli(['status', 'rbm-late/only-two'], env)).code).toBe(2);
   });
 
   it('an event id of any length makes one record Temporal accepts, also after the longest guard id', async () => {

@@ -60,7 +60,9 @@ export async function revoke(m: TrackedMessage): Promise<{ result: RevokeOutcome
     const answer: RevokeAnswer | RevokeResult = await rbmActivities(m).revoke(ref(m));
     return typeof answer === 'string' ? { result: answer } : { result: answer.result, attempt: answer.attempt };
   } catch (err) {
-    return { result: failureType(err) === ERROR_TYPES.rbmConfig ? 'CONFIG_ERROR' : 'AMBIGUOUS', detail: failureDetail(err) };
+    const attempt = details(err)?.attempt;
+    const refused = failureType(err) === ERROR_TYPES.rbmConfig;
+    return { result: refused ? 'CONFIG_ERROR' : 'AMBIGUOUS', detail: failureDetail(err), ...(refused && typeof attempt === 'number' ? { attempt } : {}) };
   }
 }
 
@@ -123,7 +125,7 @@ export async function fallbackAttempt(
   }
 }
 
-function details(err: unknown): Partial<FallbackFailureDetails> | undefined {
+function details(err: unknown): (Partial<FallbackFailureDetails> & { attempt?: unknown }) | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : undefined;
   const first = cause instanceof ApplicationFailure ? cause.details?.[0] : undefined;
   return first && typeof first === 'object' ? (first as Partial<FallbackFailureDetails>) : undefined;

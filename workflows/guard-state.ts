@@ -78,11 +78,23 @@ export function lingers(g: Guard): boolean {
   return open.includes(g.state);
 }
 
-/** lingerMs after the decision — or after the platform TTL, when that is later: its revoke may still be reported. */
+/**
+ * lingerMs after the decision — or after the platform TTL, when that is later: its revoke may still be
+ * reported (rules 3: a clock skew past the TTL, so even lingerMs 0 hears a TTL_EXPIRATION_REVOKED).
+ */
 function lingerEnd(g: Guard, now: string): string {
-  const ttl = g.message?.platformExpireAt;
-  const from = ttl && Date.parse(ttl) > Date.parse(now) ? Date.parse(ttl) : Date.parse(now);
-  return new Date(from + (g.message?.policy.lingerMs ?? 0)).toISOString();
+  return new Date(ttlHeardBy(g, now) + (g.message?.policy.lingerMs ?? 0)).toISOString();
+}
+
+/** When a platform TTL's revoke has surely been reported (now, when no TTL is set or it is long past). */
+function ttlHeardBy(g: Guard, now: string): number {
+  const ttl = g.message?.platformExpireAt ? Date.parse(g.message.platformExpireAt) + (slowProviderRules(g) ? CLOCK_SKEW_MS : 0) : NaN;
+  return ttl > Date.parse(now) ? ttl : Date.parse(now);
+}
+
+/** Rules 3: a decided guard still waits for its platform TTL's report, whatever lingerMs says. */
+export function awaitsTtlReport(g: Guard, now: string): boolean {
+  return slowProviderRules(g) && ttlHeardBy(g, now) > Date.parse(now);
 }
 
 export function revoke(g: Guard, now: string, event: string, reason: string): Guard {

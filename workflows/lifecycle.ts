@@ -8,6 +8,7 @@
 // provider. Where they differ, `v1(g)` and `slowProviderRules(g)` say so.
 import { GUARD_RULES, PROVIDER_SETTLE_MS, type GuardEventType, type GuardInput, type TrackedMessage } from './contract.ts';
 import {
+  awaitsTtlReport,
   canCancel,
   extendError,
   fallback,
@@ -116,7 +117,7 @@ export function nextAction(guard: Guard, input: GuardInput, now: string): Action
       if (guard.sms.retryAt) return { kind: 'wait-retry', until: guard.sms.retryAt };
       return { kind: 'fallback', lookupSince: guard.sms.blind ? null : guard.sms.maybeSentSince };
     default:
-          if (!policy || policy.lingerMs <= 0 || !lingers(guard)) return { kind: 'done' };
+      if (!policy || !lingers(guard) || (policy.lingerMs <= 0 && !awaitsTtlReport(guard, now))) return { kind: 'done' };
       return { kind: 'linger', ms: policy.lingerMs, until };
   }
 }
@@ -283,6 +284,13 @@ function onRevokeResult(g: Guard, result: RevokeOutcome, attempt: number, detail
       return grace(record(g, now, 'CONFIRMING_DELIVERY', 'REVOKE_404', reason), now);
     }
     case 'CONFIG_ERROR':
+      // Rules 3: a refusal after a DELETE that may have landed (a retry, or an earlier round without an
+      // answer) hides whether the message was revoked: unknown, not an operator's error alone.
+      if (slowProviderRules(g) && (attempt > 1 || g.revokeMayHaveLanded)) {
+        g.revokeMayHaveLanded = true;
+        const why = attempt > 1 ? `on attempt ${attempt}, after a DELETE that may have landed` : 'after an earlier round whose DELETE may have landed';
+        return grace(record(g, now, 'RECHECK', 'REVOKE_REFUSED', `${detail ?? 'RBM refused the revoke'} ${why}: outcome unknown`), now);
+      }
       return record(g, now, 'REVOKE_ERROR', 'REVOKE_REFUSED', detail ?? 'RBM refused the revoke (400/401/403)');
     case 'AMBIGUOUS':
       if (g.ttl === 'REVOKED') return fallback(g, now, 'REVOKE_UNKNOWN', 'revoke outcome unknown, but the platform TTL had revoked it');

@@ -1,7 +1,7 @@
 // What each command does, once its arguments are parsed: check the input, connect, call
 // GuardClient, print. Imported only when a command runs (it brings in the Temporal client).
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { SA, type GuardStatus } from '../../workflows/contract.ts';
+import { SA, type GuardStatus, type LateDeliveryInput } from '../../workflows/contract.ts';
 import type { GuardClient } from '../guard-client.ts';
 import { errorText, GRPC, grpcCause } from '../temporal-errors.ts';
 import { parseDuration, parseTrackInput, type TrackInput } from '../track-input.ts';
@@ -30,12 +30,14 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
     phone: opts.phone,
     staleAt: opts.staleAt,
     staleIn: opts.staleIn,
+    expireTime: opts.expireTime,
+    ttl: opts.ttl,
     fallbackText: opts.fallbackText,
     trafficType: opts.trafficType,
   };
   // Validate (and turn --stale-in into a deadline) before connecting; the guard gets this exact deadline.
   const message = parseTrackInput(input);
-  const result = await (await session.guards()).track({ ...input, staleIn: undefined, staleAt: message.staleAt });
+  const result = await (await session.guards()).track({ ...input, staleIn: undefined, staleAt: message.staleAt, ttl: undefined, expireTime: message.platformExpireAt ?? undefined });
   const { io } = ctx;
   if (opts.json) {
     io.stdout(json({ ...result, staleAt: message.staleAt, fallback: message.fallback?.channel ?? null }));
@@ -57,12 +59,36 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
 }
 
 export async function status(ctx: CliContext, id: string, opts: { json?: boolean }): Promise<void> {
+  if (id.startsWith('rbm-late/')) return lateRecordStatus(ctx, id, opts);
   const workflowId = checkGuardId(id);
   const session = sessionOf(ctx);
   session.loadConfig();
   const guards = await session.guards();
   const result = await statusWithin(session, guards, workflowId, ctx.io.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS);
   ctx.io.stdout(opts.json ? json(result) : renderStatus(result));
+}
+
+/** A late-delivery record (`rbm-late/…`, the webhook's DOUBLE_DELIVERY after a closed guard): what it recorded. */
+async function lateRecordStatus(ctx: CliContext, id: string, opts: { json?: boolean }): Promise<void> {
+  const { isLateRecordId } = await import('../webhook/late.ts');
+  if (!isLateRecordId(id)) throw usage(`bad late-record id '${id}': expected rbm-late/<agentId>/<messageId>/<eventId>, as list prints it`);
+  const session = sessionOf(ctx);
+  session.loadConfig();
+  await session.guards();
+  const client = session.client!;
+  const timeoutMs = ctx.io.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  const record = (await client.connection.withDeadline(Date.now() + timeoutMs, () => client.workflow.getHandle(id).result())) as LateDeliveryInput;
+  if (opts.json) return ctx.io.stdout(json({ recordId: id, outcome: 'DOUBLE_DELIVERY', ...record }));
+  ctx.io.stdout(
+    fields([
+      ['record', id],
+      ['outcome', 'DOUBLE_DELIVERY (a late-delivery record)'],
+      ['guard', record.guardWorkflowId],
+      ['guard outcome', record.guardOutcome],
+      ['event', `${record.eventType} ${record.eventId}`],
+      ['received', record.receivedAt],
+    ]),
+  );
 }
 
 export async function cancel(ctx: CliContext, id: string | undefined, opts: CancelOptions): Promise<void> {

@@ -15,6 +15,8 @@ const FLAG_OF_FIELD: Record<string, string> = {
   phone: '--phone',
   staleAt: '--stale-at',
   staleIn: '--stale-in',
+  expireTime: '--expire-time',
+  ttl: '--ttl',
   fallbackText: '--fallback-text',
   trafficType: '--traffic-type',
   state: '--state',

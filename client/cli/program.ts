@@ -35,6 +35,8 @@ export interface TrackOptions {
   phone: string;
   staleAt?: string;
   staleIn?: string;
+  expireTime?: string;
+  ttl?: string;
   fallbackText?: string;
   trafficType?: MessageTrafficType;
   json?: boolean;
@@ -97,6 +99,8 @@ Exit codes: 0 ok, 1 refused or partly done, 2 bad input, 3 Temporal unreachable,
     .requiredOption('--phone <e164>', 'recipient, E.164 (e.g. +14155550100)')
     .addOption(new Option('--stale-at <iso>', 'deadline: ISO-8601 date-time with a zone').conflicts('staleIn'))
     .addOption(new Option('--stale-in <duration>', 'deadline from now: 90s, 10m, 2h, 1d').conflicts('staleAt'))
+    .addOption(new Option('--expire-time <iso>', 'the RBM message\'s own expireTime, if the backend set one').conflicts('ttl'))
+    .addOption(new Option('--ttl <duration>', 'the RBM message\'s own ttl, if the backend set one (from now)').conflicts('expireTime'))
     .option('--fallback-text <text>', 'SMS sent once if the message is revoked (default: no fallback)')
     .addOption(
       new Option('--traffic-type <type>', `${MESSAGE_TRAFFIC_TYPES.join(', ')} (default: TRANSACTION)`).argParser(

@@ -54,6 +54,7 @@ type Contract struct {
 		MaxFallbackText      int   `json:"maxFallbackText"`
 		MaxRbmText           int   `json:"maxRbmText"`
 		SentAtSkewMs         int64 `json:"sentAtSkewMs"`
+		LateTrackMs          int64 `json:"lateTrackMs"`
 	} `json:"limits"`
 	SendExpiryPerRevokeAttemptMs int64                  `json:"sendExpiryPerRevokeAttemptMs"`
 	TrafficTypes                 []string               `json:"trafficTypes"`

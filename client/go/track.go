@@ -209,11 +209,12 @@ func ParseTrackInput(r TrackRequest, now time.Time) (TrackedMessage, error) {
 			return TrackedMessage{}, fail("staleAt", "at most 15 days ahead (RBM’s own maximum)")
 		}
 		if !staleAt.After(now) {
-			if r.SentAt == nil {
-				return TrackedMessage{}, fail("staleAt", ISO(staleAt)+" is in the past")
-			}
-			if !staleAt.After(start) {
+			// A deadline that passed recently is a late track, guarded at once; far in the past, a mistake.
+			if r.SentAt != nil && !staleAt.After(start) {
 				return TrackedMessage{}, fail("staleAt", ISO(staleAt)+" is not after sentAt "+ISO(start))
+			}
+			if now.Sub(staleAt).Milliseconds() > C.Limits.LateTrackMs {
+				return TrackedMessage{}, fail("staleAt", ISO(staleAt)+" is more than 24 h in the past: a clock or unit error?")
 			}
 		}
 	}

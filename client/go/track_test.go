@@ -38,7 +38,7 @@ func TestResolvesLikeTypeScript(t *testing.T) {
 }
 
 func TestNamesTheBadField(t *testing.T) {
-	past := now.Add(-time.Hour)
+	past := now.Add(-25 * time.Hour) // further back than a late track (24 h)
 	later := now.Add(time.Hour)
 	cases := map[string]func(r *TrackRequest){
 		"agentId":          func(r *TrackRequest) { r.AgentID = "bad agent" },
@@ -64,6 +64,16 @@ func TestNamesTheBadField(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, field)
 			}
 		})
+	}
+}
+
+func TestGuardsALateTrackAtOnce(t *testing.T) {
+	r := ok()
+	recent := now.Add(-30 * time.Second)
+	r.StaleIn, r.StaleAt = "", &recent
+	m, err := ParseTrackInput(r, now)
+	if err != nil || m.StaleAt != ISO(recent) {
+		t.Fatalf("a deadline 30 s past: got %v, %v; want it guarded at once", m.StaleAt, err)
 	}
 }
 

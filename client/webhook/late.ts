@@ -43,9 +43,16 @@ export interface LateContext {
 
 const DELIVERY_EVENTS: readonly GuardEventType[] = ['DELIVERED', 'READ'];
 
+const LATE_RECORD = 'rbm-late/';
+
 /** The start every late record of a guard shares: `rbm-late/<agent>/<message>/`. */
 export function lateRecordPrefix(guardId: string): string {
-  return `rbm-late/${guardId.replace(/^rbm-guard\//, '')}/`;
+  return `${LATE_RECORD}${guardId.replace(/^rbm-guard\//, '')}/`;
+}
+
+/** Whether an id has a late record's shape (`rbm-late/<agent>/<message>/<event>`, printable, within Temporal's limit). */
+export function isLateRecordId(id: string): boolean {
+  return id.startsWith(LATE_RECORD) && id.split('/').length >= 4 && MESSAGE_ID.pattern.test(id) && Buffer.byteLength(id) <= MAX_WORKFLOW_ID_BYTES;
 }
 
 /** Digest hex digits that stand for an event id too long or too odd to be part of an id (128 bits). */

@@ -57,8 +57,10 @@ export const SINK_FAULT_RATES: Omit<SmsRandomFaults, 'seed'> = {
   lookup5xx: 0.1,
   lookupHang: 0.02,
   // A provider slower than the client: the POST hangs past the client's timeout and the message is
-  // created only then, after the client gave up (found by a later lookup once it settled).
+  // created only then, 4 s after the client gave up — after the next attempt's lookup under rules 2
+  // (1 s backoff), before it under rules 3 (PROVIDER_SETTLE_MS).
   slowCreate: 0.05,
+  slowCreateMs: 6_000,
   hangMs: 3_000, // past the worker's FALLBACK_REQUEST_TIMEOUT_MS (2 s in the local stack)
 };
 

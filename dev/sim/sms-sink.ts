@@ -56,8 +56,10 @@ export interface SmsRandomFaults {
   lookup5xx?: number;
   /** Twilio lookups that hang for hangMs, then drop. */
   lookupHang?: number;
-  /** Sends that hang for hangMs and only then create the message (after the client gave up), then drop. */
+  /** Sends that hang for slowCreateMs and only then create the message (after the client gave up), then drop. */
   slowCreate?: number;
+  /** Default hangMs: how long a slow create takes. Set it past the client's timeout plus its first retry. */
+  slowCreateMs?: number;
 }
 
 export interface SmsSinkOptions {
@@ -188,7 +190,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     }
     if (roll(r.lostResponse)) return { lostResponse: true };
     if (roll(r.hang)) return { hangMs: r.hangMs ?? 2000 };
-    if (roll(r.slowCreate)) return { hangMs: r.hangMs ?? 2000, perform: 'after' };
+    if (roll(r.slowCreate)) return { hangMs: r.slowCreateMs ?? r.hangMs ?? 2000, perform: 'after' };
     if (roll(r.error429)) return { status: 429, retryAfterSeconds: 1 };
     if (roll(r.error5xx)) return { status: next() < 0.5 ? 500 : 503 };
     return undefined;

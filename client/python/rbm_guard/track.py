@@ -151,10 +151,11 @@ def _resolve_stale_at(body: dict[str, Any], now: datetime) -> datetime:
     if (at - start) / timedelta(milliseconds=1) > max_ms:
         raise _fail("staleAt", "at most 15 days ahead (RBM’s own maximum)")
     if at <= now:
-        if sent_at is None:
-            raise _fail("staleAt", f"{iso(at)} is in the past")
-        if at <= sent_at:
+        # A deadline that passed recently is a late track, guarded at once; far in the past, a mistake.
+        if sent_at is not None and at <= sent_at:
             raise _fail("staleAt", f"{iso(at)} is not after sentAt {iso(sent_at)}")
+        if (now - at) / timedelta(milliseconds=1) > _LIMITS["lateTrackMs"]:
+            raise _fail("staleAt", f"{iso(at)} is more than 24 h in the past: a clock or unit error?")
     return at
 
 

@@ -87,3 +87,9 @@ def test_guard_ids_follow_the_contract():
 
 def test_message_ids_of_any_script_and_symbol_pass():
     assert parse_track_input({**OK, "messageId": "m-\u20ac/\u00e9:\U0001F600"}, NOW)["messageId"] == "m-\u20ac/\u00e9:\U0001F600"
+
+
+def test_a_deadline_that_passed_recently_is_a_late_track_guarded_at_once():
+    m = parse_track_input({**OK, "staleIn": None, "staleAt": "2030-01-01T11:59:30Z"}, NOW)
+    assert m["staleAt"] == "2030-01-01T11:59:30.000Z"
+    assert "staleAt" in fields_of({**OK, "staleIn": None, "staleAt": "2029-12-31T11:59:59Z"})
