@@ -105,6 +105,35 @@ export function createTwilioChannel(options: TwilioChannelOptions): FallbackChan
   };
 }
 
+/**
+ * Characters Twilio's Smart Encoding replaces with GSM ones (curly quotes, dashes, ellipsis, odd
+ * spaces): a body it rewrote must still be recognised as ours.
+ */
+const SMART_ENCODING: [RegExp, string][] = [
+  [/[\u2018\u2019\u201a\u2032\u2035\u02bc\uff07]/g, "'"],
+  [/[\u201c\u201d\u201e\u2033\u2036\u00ab\u00bb\uff02]/g, '"'],
+  [/[\u2010-\u2015\u2212\uff0d]/g, '-'],
+  [/\u2026/g, '...'],
+  [/[\u00a0\u2000-\u200a\u202f\u205f\u3000]/g, ' '],
+  [/[\u200b\u200c\u200d\u2060\ufeff]/g, ''],
+];
+function comparable(text: string): string {
+  return SMART_ENCODING.reduce((t, [from, to]) => t.replace(from, to), text.normalize('NFKC')).replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * Whether a listed body is our SMS: the same text, or the same after Twilio's Smart Encoding, or ours
+ * with text a Messaging Service added around it (an opt-out line). Another guard's identical text to
+ * the same phone within the window cannot be told apart: the lookup would count it (docs/architecture.md).
+ */
+export function sameSmsBody(listed: string | null, sent: string): boolean {
+  if (listed === null) return false;
+  if (listed === sent) return true;
+  const ours = comparable(sent);
+  const theirs = comparable(listed);
+  return ours.length > 0 && (theirs === ours || theirs.startsWith(`${ours} `) || theirs.startsWith(`${ours}\n`) || theirs.endsWith(` ${ours}`));
+}
+
 /** Clock skew allowed between our lookupSince and Twilio's date_created. */
 export const TWILIO_LOOKUP_SKEW_MS = 60_000;
 /** Pages read before the list counts as too long to be complete (1000 messages per page). */
@@ -189,7 +218,7 @@ async function twilioLookup(ctx: TwilioLookupContext, input: FallbackInput, sign
     if (!parsed.success) throw fail(`malformed list page (${parsed.error.issues[0]?.path.join('.') ?? ''})`, res);
     const found = parsed.data.messages.filter(
       (m) =>
-        m.body === input.text &&
+        sameSmsBody(m.body, input.text) &&
         Date.parse(m.date_created) >= after &&
         !TWILIO_NOT_SENT.has(m.status ?? '') &&
         // A server that ignored a filter must not match another number's message.

@@ -10,6 +10,7 @@ import {
   createHttpChannel,
   createTwilioChannel,
   FallbackError,
+  sameSmsBody,
   TWILIO_LOOKUP_MAX_PAGES,
   type FallbackChannel,
 } from '../activities/fallback.ts';
@@ -280,6 +281,16 @@ describe('Twilio lookup against list pages the sink cannot produce (a raw HTTP s
 
   const channel = () => createTwilioChannel({ accountSid: 'ACraw', authToken: 'raw-token', from: FROM, baseUrl: base, timeoutMs: TIMEOUT_MS });
   const message = (over: Record<string, unknown>) => ({ sid: `SM${randomUUID().replace(/-/g, '')}`, body: TEXT, to: '+15551230000', from: FROM, status: 'delivered', date_created: new Date().toUTCString(), ...over });
+
+  it('a body Twilio rewrote (Smart Encoding) or a Messaging Service extended (opt-out line) is still ours; another text is not', () => {
+    const sent = 'Your code is \u201c123456\u201d \u2014 don\u2019t share it\u2026';
+    expect(sameSmsBody(sent, sent)).toBe(true);
+    expect(sameSmsBody('Your code is "123456" - don\'t share it...', sent)).toBe(true);
+    expect(sameSmsBody(`${sent} Reply STOP to unsubscribe.`, sent)).toBe(true);
+    expect(sameSmsBody('Your code is "654321" - don\'t share it...', sent)).toBe(false);
+    expect(sameSmsBody(null, sent)).toBe(false);
+    expect(sameSmsBody('Your code is', 'Your code is 1')).toBe(false);
+  });
 
   it('two of ours on the list (two slow attempts both completed) are reported as two, across pages', async () => {
     pages = (url) =>
