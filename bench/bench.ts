@@ -16,10 +16,7 @@
 // both engines, 63 min for scale (100,000 guards fall asleep at ~36/s).
 // Each scenario runs --runs times; the report gives the median with min–max. See bench/README.md.
 //
-//   npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--engine dev|postgres|both] [--scale 20000,100000] [--wave 10000]
-//                    [--scale-deliver 2000] [--scale-runs 1] [--only floor,delivered,…]
-//                    [--sqlite-pragmas 'journal_mode=WAL;synchronous=NORMAL'] [--guard-worker stack|bench]
-//                    [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
+// Flags: `npm run bench -- --help`.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import type { EngineName } from '../worker/engine/select.ts';
 import { pinnedVersions } from '../worker/engine/postgres.ts';
@@ -27,7 +24,7 @@ import { postgresBinDir } from '../worker/engine/postgres-cluster.ts';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { toolArgs } from '../config/args.ts';
 import { execFileSync } from 'node:child_process';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { temporalCliPath } from '../worker/temporal-binaries.ts';
@@ -47,26 +44,34 @@ import { summarize } from './lib/summary.ts';
 const SCENARIOS = ['floor', 'delivered', 'revoke', 'webhook', 'scale', 'history', 'sqlite'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-const { values: flags } = parseArgs({
-  options: {
-    n: { type: 'string', default: '200' },
-    runs: { type: 'string', default: '3' },
-    concurrency: { type: 'string', default: '96' },
-    scale: { type: 'string', default: '20000,100000' },
-    'scale-deliver': { type: 'string', default: '2000' },
-    wave: { type: 'string' },
-    engine: { type: 'string', default: 'both' },
-    'scale-runs': { type: 'string', default: '1' },
-    only: { type: 'string' },
-    'sqlite-pragmas': { type: 'string' },
-    'guard-worker': { type: 'string', default: 'stack' },
-    tuning: { type: 'string' },
-    'server-dynamic-config': { type: 'string' },
-    'cpu-profile': { type: 'boolean', default: false },
-    'paced-rate': { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    verbose: { type: 'boolean', default: false },
-  },
+const USAGE = `
+npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--engine dev|postgres|both] [--scale 20000,100000]
+                 [--wave 10000] [--scale-deliver 2000] [--scale-runs 1] [--only floor,delivered,revoke,webhook,scale,history,sqlite]
+                 [--sqlite-pragmas 'journal_mode=WAL;synchronous=NORMAL'] [--guard-worker stack|bench]
+                 [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
+                 [--paced-rate N] [--keep] [--verbose]
+
+rbm-guard measured beside the Temporal floor on this machine (bench/README.md says what each
+scenario does and how long the default run takes); writes bench/results/.`;
+
+const { values: flags } = toolArgs('bench', USAGE, {
+  n: { type: 'string', default: '200' },
+  runs: { type: 'string', default: '3' },
+  concurrency: { type: 'string', default: '96' },
+  scale: { type: 'string', default: '20000,100000' },
+  'scale-deliver': { type: 'string', default: '2000' },
+  wave: { type: 'string' },
+  engine: { type: 'string', default: 'both' },
+  'scale-runs': { type: 'string', default: '1' },
+  only: { type: 'string' },
+  'sqlite-pragmas': { type: 'string' },
+  'guard-worker': { type: 'string', default: 'stack' },
+  tuning: { type: 'string' },
+  'server-dynamic-config': { type: 'string' },
+  'cpu-profile': { type: 'boolean', default: false },
+  'paced-rate': { type: 'string' },
+  keep: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
 });
 
 function fail(message: string): never {

@@ -43,6 +43,7 @@ import {
 } from '../client/contract-schemas.ts';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../client/codec.ts';
 import { KEY_ID_PATTERN } from '../config/index.ts';
+import { toolArgs } from '../config/args.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Every file the contract is written to: the canonical one, and the copies the clients embed. */
@@ -139,6 +140,11 @@ export function contractText(): string {
 }
 
 if (isEntryPoint(import.meta.url)) {
+  toolArgs('contract', `
+npm run contract
+
+Writes the guard contract (contract/guard-contract.json and the copies the Python and Go clients
+embed) from the TypeScript definition. Takes no flags.`, {});
   const text = contractText();
   for (const file of CONTRACT_FILES) {
     mkdirSync(dirname(file), { recursive: true });

@@ -21,6 +21,7 @@ import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { startPostgresEngine } from '../worker/engine/postgres.ts';
 import { createGuardWorker } from '../worker/worker.ts';
 import { hostPort } from '../config/listen.ts';
+import { toolArgs } from '../config/args.ts';
 
 type Part = 'worker' | 'webhook' | 'api' | 'codec';
 
@@ -170,11 +171,19 @@ function installRuntime(config: Config, log: Logger) {
   });
 }
 
-function parseParts(argv: string[], config: Config): Part[] {
-  const i = argv.indexOf('--only');
-  if (i < 0) return defaultParts(config);
-  const part = argv[i + 1];
-  if (part !== 'worker' && part !== 'webhook' && part !== 'api' && part !== 'codec') throw new Error(`--only takes worker, webhook, api or codec, not ${part ?? 'nothing'}`);
+const USAGE = `
+npm start [-- --only worker|webhook|api|codec]
+
+The service: the worker, the webhook adapter and the HTTP API (and the codec server next to the
+embedded dev server), all configured from the environment (README: Configuration). Without
+TEMPORAL_ADDRESS it starts a local Temporal first (RBM_GUARD_ENGINE=dev|postgres).
+  --only  run one part (the compose file runs each apart)`;
+
+function parseParts(config: Config): Part[] {
+  const { values } = toolArgs('rbm-guard', USAGE, { only: { type: 'string' } });
+  const part = values.only;
+  if (part === undefined) return defaultParts(config);
+  if (part !== 'worker' && part !== 'webhook' && part !== 'api' && part !== 'codec') throw new Error(`--only takes worker, webhook, api or codec, not ${part}`);
   return [part];
 }
 
@@ -188,7 +197,7 @@ async function main() {
   let parts: Part[];
   try {
     config = loadConfig();
-    parts = parseParts(process.argv.slice(2), config);
+    parts = parseParts(config);
   } catch (err) {
     console.error(`rbm-guard: ${err instanceof ConfigError ? configErrorLine(err) : err instanceof Error ? err.message : String(err)}`);
     process.exit(2);

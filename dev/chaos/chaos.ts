@@ -2,18 +2,29 @@
 // ./run.ts) on the simulator's pessimistic defaults; --provider picks the SMS provider (default http).
 // Prints the report table and exits 1 on any invariant violation (2 on a bad flag, 3 if the run
 // itself could not complete).
-import { parseArgs } from 'node:util';
+import { toolArgs } from '../../config/args.ts';
 import { formatReport, runChaos } from './run.ts';
 
-const { values: flags } = parseArgs({
-  options: {
-    n: { type: 'string', default: '1000' },
-    seed: { type: 'string' },
-    provider: { type: 'string', default: 'http' },
-    'no-kills': { type: 'boolean', default: false },
-    keep: { type: 'boolean', default: false },
-    quiet: { type: 'boolean', default: false },
-  },
+const USAGE = `
+npm run chaos -- [--n 1000] [--seed N] [--provider http|twilio] [--no-kills] [--keep] [--quiet]
+
+The chaos run: N messages on the local stack with the simulator's pessimistic faults, worker and
+webhook SIGKILLs and a Temporal restart; prints the invariant table. Exit 1 on any violation, 2 on a
+bad flag, 3 when the run itself could not complete.
+  --n         messages (1-20000, default 1000)
+  --seed      the random seed (default: random, printed)
+  --provider  the SMS provider the worker uses: http (default) or twilio
+  --no-kills  faults only, no SIGKILLs or restarts
+  --keep      keep the data folder (SQLite file, child logs) even when clean
+  --quiet     no progress lines`;
+
+const { values: flags } = toolArgs('chaos', USAGE, {
+  n: { type: 'string', default: '1000' },
+  seed: { type: 'string' },
+  provider: { type: 'string', default: 'http' },
+  'no-kills': { type: 'boolean', default: false },
+  keep: { type: 'boolean', default: false },
+  quiet: { type: 'boolean', default: false },
 });
 const n = Number(flags.n);
 const seed = flags.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(flags.seed);

@@ -6,7 +6,6 @@
 // keys; the UI decrypts them through a codec server.
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { keyRingEnv } from '../../client/codec.ts';
@@ -14,10 +13,17 @@ import { markdownTable as table } from '../../client/cli/render.ts';
 import type { GuardStatus, Outcome } from '../../workflows/contract.ts';
 import { startLocalStack } from '../stack/local-stack.ts';
 import { demoBatch } from './batch.ts';
+import { toolArgs } from '../../config/args.ts';
 
-const { values: flags } = parseArgs({
-  options: { exit: { type: 'boolean', default: false }, n: { type: 'string', default: '200' }, seed: { type: 'string', default: '7' } },
-});
+const USAGE = `
+npm run demo -- [--n 200] [--seed 7] [--exit]
+
+Everything local (Temporal with its UI, the RBM simulator, an SMS sink, the worker, the webhook),
+then a mixed batch of N messages and the outcome table; the UI stays up until Ctrl-C.
+  --n     messages (1-10000, default 200)
+  --seed  the batch's random seed (default 7)
+  --exit  stop at the end instead of keeping the UI up`;
+const { values: flags } = toolArgs('demo', USAGE, { exit: { type: 'boolean', default: false }, n: { type: 'string', default: '200' }, seed: { type: 'string', default: '7' } });
 const n = Number(flags.n);
 if (!Number.isInteger(n) || n < 1 || n > 10_000) fail(`--n must be a whole number from 1 to 10000, not ${flags.n}`);
 
