@@ -3,7 +3,7 @@
 // reach, a port the Temporal server needs already taken, a PostgreSQL from an earlier run still
 // holding the data folder. Real binaries (the installed server, Debian's PostgreSQL).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EngineError } from '../worker/engine/process.ts';
 import { ensureTemporalServer, startPostgresEngine } from '../worker/engine/postgres.ts';
-import { startPostgresCluster } from '../worker/engine/postgres-cluster.ts';
+import { clusterUser, ensureReachable, startPostgresCluster } from '../worker/engine/postgres-cluster.ts';
 import { freePort } from '../worker/dev-server.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -65,9 +65,18 @@ describe('PostgreSQL engine: one clear line, nothing left running', () => {
     }
   });
 
-  it.skipIf(process.getuid?.() !== 0)('a data folder the cluster user cannot reach (as root): names the folder and the fix', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rbm-guard-closed-')); // mode 700, owned by root
-    await expect(startPostgresEngine({ dataDir: dir })).rejects.toThrow(`the PostgreSQL cluster's folder ${dir}/postgres is not reachable by user postgres: ${dir} is mode 700 (chmod o+x ${dir}, or choose another RBM_GUARD_DATA_DIR)`);
+  it.skipIf(process.getuid?.() !== 0)('a folder above the data folder the cluster user cannot pass (as root): names the folder and the fix', async () => {
+    const closed = mkdtempSync(join(tmpdir(), 'rbm-guard-closed-')); // mode 700, owned by root: not ours to open
+    const dir = join(closed, 'data');
+    await expect(startPostgresEngine({ dataDir: dir })).rejects.toThrow(`the PostgreSQL cluster's folder ${dir}/postgres is not reachable by user postgres: ${closed} is mode 700 (chmod o+x ${closed}, or choose another RBM_GUARD_DATA_DIR)`);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('a data folder of ours left mode 700 (a dev-engine run as root) is opened for passing, not refused', () => {
+    const lines: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'rbm-guard-ours-')); // mode 700, as the dev engine leaves .data
+    ensureReachable(join(dir, 'postgres'), dir, clusterUser(), (l) => lines.push(l));
+    expect(statSync(dir).mode & 0o777).toBe(0o701); // passable, still not listable by others
+    expect(lines).toEqual([`${dir} was mode 700: opened for passing (o+x) so user postgres reaches its cluster folder`]);
   });
 
   it('the Temporal frontend port already taken: says which, and stops the PostgreSQL it started', { timeout: 120_000 }, async () => {

@@ -12,6 +12,12 @@ import { EngineError, onceExited, stopChild } from './process.ts';
 export interface PostgresClusterOptions {
   /** The cluster's own folder (created; owned by the cluster's user). */
   dir: string;
+  /**
+   * The folder that is ours (RBM_GUARD_DATA_DIR): a folder inside it that the cluster's user cannot
+   * pass through is opened for passing (o+x, never listing); one above it is the user's to change.
+   * Default: dir's parent.
+   */
+  ownRoot?: string;
   port?: number;
   log?: (line: string) => void;
 }
@@ -63,13 +69,21 @@ export function clusterUser(env: Record<string, string | undefined> = process.en
   return { name, uid: Number(u), gid: Number(g) };
 }
 
-/** Every ancestor of `dir` must let the cluster's user through (x for others, or its own). */
-function assertReachable(dir: string, user: RunAs): void {
+/**
+ * Every ancestor of `dir` must let the cluster's user through (x for others, or its own). Ours (at or
+ * below `ownRoot`, e.g. a data folder a dev-engine run left mode 700) are opened for passing — o+x
+ * lets through without listing, and the secrets inside stay mode 600; anything above is only named.
+ */
+export function ensureReachable(dir: string, ownRoot: string, user: RunAs, log: (line: string) => void): void {
   if (user.uid === (process.getuid?.() ?? -1)) return;
+  const root = resolve(ownRoot);
   for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
     const s = statSync(d);
     const through = s.uid === user.uid ? s.mode & 0o100 : s.gid === user.gid ? s.mode & 0o010 : s.mode & 0o001;
-    if (!through) {
+    if (!through && (d === root || d.startsWith(`${root}/`))) {
+      chmodSync(d, (s.mode & 0o777) | 0o001);
+      log(`${d} was mode ${(s.mode & 0o777).toString(8)}: opened for passing (o+x) so user ${user.name} reaches its cluster folder`);
+    } else if (!through) {
       throw new EngineError(`the PostgreSQL cluster's folder ${dir} is not reachable by user ${user.name}: ${d} is mode ${(s.mode & 0o777).toString(8)} (chmod o+x ${d}, or choose another RBM_GUARD_DATA_DIR)`);
     }
     if (d === dirname(d)) return;
@@ -88,7 +102,7 @@ export async function startPostgresCluster(options: PostgresClusterOptions): Pro
   const dataDir = join(dir, 'data');
   const passwordFile = join(dir, 'password');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  assertReachable(dir, user);
+  ensureReachable(dir, options.ownRoot ?? dirname(dir), user, options.log ?? (() => {}));
   chownSync(dir, user.uid, user.gid);
   chmodSync(dir, 0o700);
 

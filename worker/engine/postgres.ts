@@ -122,7 +122,7 @@ export async function startPostgresEngine(options: PostgresEngineOptions): Promi
   const tools = await ensureTemporalServer((l) => log('install', l));
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const postgres = await startPostgresCluster({ dir: join(dataDir, 'postgres'), log: (l) => log('postgres', l) });
+  const postgres = await startPostgresCluster({ dir: join(dataDir, 'postgres'), ownRoot: dataDir, log: (l) => log('postgres', l) });
   let server: ChildProcess | undefined;
   let ui: ChildProcess | undefined;
   try {
