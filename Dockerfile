@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # rbm-guard's worker and webhook adapter (one image, two commands: see docker-compose.yml).
 # Debian (glibc), never Alpine: the Temporal SDK's native core is built for glibc.
-# TypeScript runs through tsx, a runtime dependency as for `npm start`; the workflow code is bundled
-# once here and the worker loads that bundle (RBM_GUARD_WORKFLOW_BUNDLE) instead of running webpack.
-ARG NODE_IMAGE=node:22-bookworm-slim
+# Node 24 (LTS) runs the TypeScript sources itself (type stripping; the sources are erasableSyntaxOnly):
+# no tsx or other dev tool in the image. The workflow code is bundled once here and the worker loads
+# that bundle (RBM_GUARD_WORKFLOW_BUNDLE) instead of running webpack.
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
@@ -31,9 +32,9 @@ COPY worker ./worker
 COPY service ./service
 COPY --from=workflow-bundle /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
 ENV RBM_GUARD_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
-# The application files stay root-owned and read-only to the process; tsx caches under /tmp.
+# The application files stay root-owned and read-only to the process.
 USER node
 EXPOSE 8080 8082 9464 9465
 # Worker and webhook in one process; the compose file runs them apart (--only worker | webhook).
 # `docker run … rbm-guard:local node bin/rbm-guard.js status <id>` runs the operators' CLI.
-CMD ["node", "--import", "tsx", "service/main.ts"]
+CMD ["node", "service/main.ts"]

@@ -10,7 +10,7 @@ import type { PathRun } from '../bench/scenarios/paths.ts';
 
 type Event = proto.temporal.api.history.v1.IHistoryEvent;
 const events = (name: string): Event[] =>
-  proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(new URL(`./histories/pessimistic/${name}.json`, import.meta.url), 'utf8'))).events ?? [];
+  proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(new URL(`./histories/rules3/${name}.json`, import.meta.url), 'utf8'))).events ?? [];
 const t = (e: Event | undefined) => Number(e?.eventTime?.seconds ?? 0) * 1000 + (e?.eventTime?.nanos ?? 0) / 1e6;
 
 const run = (perSecond: number, p99?: number) =>

@@ -47,9 +47,9 @@ const commandText = (s: ComposeService) => [s.entrypoint ?? [], s.command ?? []]
 describe('docker-compose.yml', () => {
   it('builds our worker, webhook, HTTP API and codec server from the Dockerfile, each one part of service/main.ts', () => {
     expect(ours.map(([name]) => name).sort()).toEqual(['api', 'codec', 'temporal-setup', 'webhook', 'worker']);
-    expect(services['temporal-setup']?.command).toEqual(['node', '--import', 'tsx', 'client/cli.ts', 'setup']);
+    expect(services['temporal-setup']?.command).toEqual(['node', 'client/cli.ts', 'setup']);
     for (const part of ['worker', 'webhook', 'api', 'codec']) {
-      expect(services[part]?.command).toEqual(['node', '--import', 'tsx', 'service/main.ts', '--only', part]);
+      expect(services[part]?.command).toEqual(['node', 'service/main.ts', '--only', part]);
     }
     expect(existsSync(new URL('service/main.ts', root))).toBe(true);
   });
@@ -175,9 +175,18 @@ describe('Dockerfile', () => {
     expect(bases.filter((line) => /alpine/i.test(line))).toEqual([]);
   });
 
+  it('runs on a supported Node LTS with no tsx at run time (Node strips the types itself)', () => {
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:(24|26)-/m);
+    expect(final).toMatch(/^CMD \["node", "service\/main\.ts"\]$/m);
+    const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string>; engines: { node: string } };
+    expect(Object.keys(pkg.dependencies)).not.toContain('tsx');
+    expect(Object.keys(pkg.dependencies)).not.toContain('@temporalio/testing');
+    expect(pkg.engines.node).toBe('^24.0.0 || ^26.0.0');
+  });
+
   it('runs as a non-root user and loads the prebuilt workflow bundle', () => {
     expect(final).toMatch(/^USER (?!root\b|0\b)\S+$/m);
-    expect(read('package.json')).toContain('"build:workflows": "tsx scripts/build-workflow-bundle.ts"');
+    expect(read('package.json')).toContain('"build:workflows": "node bin/run-ts.js scripts/build-workflow-bundle.ts"');
     expect(read('scripts/build-workflow-bundle.ts')).toContain('prebuiltBundlePath');
     expect(read('worker/paths.ts')).toContain("'../dist/workflow-bundle.js'");
     expect(final).toContain('ENV RBM_GUARD_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js');

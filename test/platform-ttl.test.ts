@@ -51,9 +51,11 @@ describe('extend and the platform TTL', () => {
     return initialGuard('wf', { agentId: 'agent', messageId: 'm1', message }, NOW.toISOString());
   };
 
-  it('up to the platform TTL is fine; to or past it is refused, saying why', () => {
+  it('up to one revoke round before the platform TTL is fine; closer, to or past it is refused, saying why', () => {
     const g = guardFor({ ...base, expireTime: '2026-11-22T10:30:00Z' });
-    expect(canExtend(g, '2026-11-22T10:29:00.000Z', NOW.toISOString())).toBeNull();
+    // The default policy's round: 5 attempts × (30 s + 20 s) = 250 s, so the guard's own DELETE comes first.
+    expect(canExtend(g, '2026-11-22T10:25:50.000Z', NOW.toISOString())).toBeNull();
+    expect(canExtend(g, '2026-11-22T10:29:00.000Z', NOW.toISOString())).toMatch(/less than one revoke round \(250 s\) before the message's platform TTL/);
     expect(canExtend(g, '2026-11-22T10:30:00.000Z', NOW.toISOString())).toMatch(/not before the message's platform TTL/);
   });
 
