@@ -4,8 +4,9 @@
 // Each asserts the outcome, the timeline and what the provider really sent (docs/architecture.md,
 // "The race table", names the rows).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventSignals, GUARD_RULES, guardWorkflowId, type GuardStatus } from '../workflows/contract.ts';
+import { eventSignals, GUARD_RULES, guardWorkflowId, type GuardInput, type GuardStatus } from '../workflows/contract.ts';
 import { HistoryRecorder } from './support/histories.ts';
+import { eventually } from './support/eventually.ts';
 import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 
 let stack: GuardStack;
@@ -160,5 +161,30 @@ describe('events before track', () => {
     const status = await stack.result(workflowId);
     expect(status.outcome).toBe('ORPHANED');
     expect(states(status)).toEqual(['AWAITING_TRACK', 'AWAITING_TRACK', 'ORPHANED']);
+  });
+});
+
+describe('rules versions', () => {
+  it('a guard naming rules this worker does not know fails its workflow task and waits, open, for a worker that does — never runs older rules', async () => {
+    const m = testMessage('rules-unknown');
+    const workflowId = guardWorkflowId(m.agentId, m.messageId);
+    const handle = await stack.client.workflow.start('rbmGuard', {
+      workflowId,
+      taskQueue: stack.taskQueue,
+      args: [{ agentId: m.agentId, messageId: m.messageId, rules: 99, orphanAfterMs: 1000 } as unknown as GuardInput],
+    });
+    try {
+      const failed = await eventually(
+        () => handle.fetchHistory(),
+        (h) => (h.events ?? []).some((e) => e.workflowTaskFailedEventAttributes),
+      );
+      const failure = failed.events!.find((e) => e.workflowTaskFailedEventAttributes)!.workflowTaskFailedEventAttributes!.failure?.message;
+      expect(failure).toBe('guard rules 99 are unknown to this worker (it runs 1, 2, 3): deploy a worker with GUARD_RULES 99');
+      // No timer, no activity: nothing of any rules ran; and the guard is still open.
+      expect((failed.events ?? []).some((e) => e.timerStartedEventAttributes || e.activityTaskScheduledEventAttributes)).toBe(false);
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+    } finally {
+      await handle.terminate('test done');
+    }
   });
 });
