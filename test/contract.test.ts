@@ -3,12 +3,19 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildContract, CONTRACT_FILES, contractText } from '../scripts/generate-contract.ts';
-import { guardWorkflowId, normalizeAgentId, OUTCOMES, parseGuardWorkflowId } from '../workflows/contract.ts';
+import { GUARD_RULES, guardWorkflowId, normalizeAgentId, OUTCOMES, parseGuardWorkflowId } from '../workflows/contract.ts';
 import { defaultPolicy, parseDuration } from '../client/track-input.ts';
 
 describe('generated contract', () => {
   it.each(CONTRACT_FILES)('%s is current (else run `npm run contract`)', (file) => {
     expect(readFileSync(file, 'utf8')).toBe(contractText());
+  });
+
+  it('makes every starter name the rules: GuardInput.rules is required and is today\u2019s', () => {
+    const c = buildContract() as { guardRules: number; schemas: { GuardInput: { required: string[]; properties: { rules: { const: number } } } } };
+    expect(c.schemas.GuardInput.required).toContain('rules');
+    expect(c.schemas.GuardInput.properties.rules.const).toBe(c.guardRules);
+    expect(c.guardRules).toBe(GUARD_RULES);
   });
 
   it('carries every outcome, including the newest ones', () => {
