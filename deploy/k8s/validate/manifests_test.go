@@ -40,6 +40,18 @@ func strict(doc []byte, out any) error {
 	return dec.Decode(out)
 }
 
+// decode reads one document strictly into a new T.
+func decode[T any](doc []byte) (*T, error) {
+	out := new(T)
+	return out, strict(doc, out)
+}
+
+// appendDecoded decodes one document strictly and appends it to list.
+func appendDecoded[T any](list []*T, doc []byte) ([]*T, error) {
+	out, err := decode[T](doc)
+	return append(list, out), err
+}
+
 func load(t *testing.T) manifests {
 	t.Helper()
 	m := manifests{deployments: map[string]*appsv1.Deployment{}}
@@ -84,25 +96,17 @@ func load(t *testing.T) manifests {
 			var decodeErr error
 			switch head.APIVersion + " " + head.Kind {
 			case "apps/v1 Deployment":
-				d := &appsv1.Deployment{}
-				decodeErr = strict(doc, d)
+				var d *appsv1.Deployment
+				d, decodeErr = decode[appsv1.Deployment](doc)
 				m.deployments[d.Name] = d
 			case "v1 Service":
-				s := &corev1.Service{}
-				decodeErr = strict(doc, s)
-				m.services = append(m.services, s)
+				m.services, decodeErr = appendDecoded(m.services, doc)
 			case "v1 ConfigMap":
-				c := &corev1.ConfigMap{}
-				decodeErr = strict(doc, c)
-				m.configMaps = append(m.configMaps, c)
+				m.configMaps, decodeErr = appendDecoded(m.configMaps, doc)
 			case "policy/v1 PodDisruptionBudget":
-				p := &policyv1.PodDisruptionBudget{}
-				decodeErr = strict(doc, p)
-				m.pdbs = append(m.pdbs, p)
+				m.pdbs, decodeErr = appendDecoded(m.pdbs, doc)
 			case "keda.sh/v1alpha1 ScaledObject":
-				s := &kedav1alpha1.ScaledObject{}
-				decodeErr = strict(doc, s)
-				m.scaled = append(m.scaled, s)
+				m.scaled, decodeErr = appendDecoded(m.scaled, doc)
 			default:
 				t.Errorf("%s: a kind this check does not know", where)
 			}
