@@ -21,7 +21,7 @@ import {
   type TrackedMessage,
 } from '../workflows/contract.ts';
 import { lingers } from '../workflows/guard-state.ts';
-import { canExtend, initialGuard, nextAction, outcomeOf, step, type Guard, type LifecycleEvent } from '../workflows/lifecycle.ts';
+import { extendRefusal, initialGuard, nextAction, outcomeOf, step, type Guard, type LifecycleEvent } from '../workflows/lifecycle.ts';
 
 /** revoked: by a DELETE of the guard's; expired: by the platform's TTL. */
 type Truth = 'queued' | 'delivered' | 'revoked' | 'expired' | 'never-created';
@@ -172,7 +172,7 @@ function moves(w: World, s: Scenario, input: GuardInput): World[] {
   if (w.budget.extend > 0 && w.guard.staleAt && !onSmsLeg(w)) {
     const targets = extendTargets(s, w.guard.staleAt);
     for (const staleAt of w.guard.state === 'AWAITING_DELIVERY' ? targets : targets.slice(0, 1)) {
-      if (canExtend(w.guard, staleAt, at)?.includes('less than one revoke round')) reached.add('an extend refused: less than a revoke round before the TTL');
+      if (extendRefusal(w.guard, staleAt, at)?.includes('less than one revoke round')) reached.add('an extend refused: less than a revoke round before the TTL');
       out.push(next(`extend to ${staleAt}`, { budget: { ...w.budget, extend: 0 } }, { type: 'EXTEND', staleAt }));
     }
   }

@@ -2,7 +2,7 @@
 // duplicates and out-of-order events.
 import { describe, expect, it } from 'vitest';
 import type { GuardEventType, GuardInput, TrackedMessage } from '../workflows/contract.ts';
-import { canCancel, canExtend, initialGuard, nextAction, step, type Guard, type LifecycleEvent } from '../workflows/lifecycle.ts';
+import { cancelRefusal, extendRefusal, initialGuard, nextAction, step, type Guard, type LifecycleEvent } from '../workflows/lifecycle.ts';
 
 const NOW = '2026-11-22T10:00:00.000Z';
 const LATER = '2026-11-22T10:10:00.000Z';
@@ -238,7 +238,7 @@ describe('lifecycle: cancel and extend', () => {
   it('cancel while awaiting → CANCELLED; not once the revoke has started', () => {
     expect(run(tracked(), { type: 'CANCEL', reason: 'user logged in' }).state).toBe('CANCELLED');
     const revoking = run(tracked(), { type: 'STALE' });
-    expect(canCancel(revoking)).toMatch(/cannot cancel a guard in state REVOKING/);
+    expect(cancelRefusal(revoking)).toMatch(/cannot cancel a guard in state REVOKING/);
     expect(step(revoking, { type: 'CANCEL', reason: 'x' }, NOW).state).toBe('REVOKING');
   });
 
@@ -246,8 +246,8 @@ describe('lifecycle: cancel and extend', () => {
     const g = run(tracked(), { type: 'EXTEND', staleAt: '2026-11-22T11:00:00.000Z' });
     expect(g.staleAt).toBe('2026-11-22T11:00:00.000Z');
     expect(nextAction(g, tracked(), NOW)).toEqual({ kind: 'wait-stale', until: '2026-11-22T11:00:00.000Z' });
-    expect(canExtend(g, '2026-11-22T09:00:00.000Z', NOW)).toMatch(/not in the future/);
-    expect(canExtend(g, 'soon', NOW)).toMatch(/not a valid date/);
+    expect(extendRefusal(g, '2026-11-22T09:00:00.000Z', NOW)).toMatch(/not in the future/);
+    expect(extendRefusal(g, 'soon', NOW)).toMatch(/not a valid date/);
   });
 });
 
@@ -317,9 +317,9 @@ describe('lifecycle: a slow SMS provider (rules 3)', () => {
     const withTtl = tracked(message({ platformExpireAt: ttl }));
     const round = 3 * (30_000 + 20_000); // revokeAttempts × (attempt timeout + longest backoff)
     const justBefore = new Date(Date.parse(ttl) - 1000).toISOString();
-    expect(canExtend(initialGuard('wf', withTtl, NOW, 3), justBefore, NOW)).toMatch(/less than one revoke round/);
-    expect(canExtend(initialGuard('wf', withTtl, NOW, 3), new Date(Date.parse(ttl) - round).toISOString(), NOW)).toBeNull();
-    expect(canExtend(initialGuard('wf', withTtl, NOW, 2), justBefore, NOW)).toBeNull();
+    expect(extendRefusal(initialGuard('wf', withTtl, NOW, 3), justBefore, NOW)).toMatch(/less than one revoke round/);
+    expect(extendRefusal(initialGuard('wf', withTtl, NOW, 3), new Date(Date.parse(ttl) - round).toISOString(), NOW)).toBeNull();
+    expect(extendRefusal(initialGuard('wf', withTtl, NOW, 2), justBefore, NOW)).toBeNull();
   });
 
   it('rules 1 keeps the first TTL event it heard; later rules let a revoke overrule a failed revoke', () => {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTrackInput, ValidationError } from '../client/track-input.ts';
 import { revokeRoundBudgetMs } from '../workflows/contract.ts';
-import { canExtend, initialGuard, step } from '../workflows/lifecycle.ts';
+import { extendRefusal, initialGuard, step } from '../workflows/lifecycle.ts';
 
 const NOW = new Date('2026-11-22T10:00:00.000Z');
 const base = { agentId: 'agent', messageId: 'm1', phone: '+14155550100', staleIn: '10m', fallbackText: 'code' };
@@ -54,21 +54,21 @@ describe('extend and the platform TTL', () => {
   it('up to one revoke round before the platform TTL is fine; closer, to or past it is refused, saying why', () => {
     const g = guardFor({ ...base, expireTime: '2026-11-22T10:30:00Z' });
     // The default policy's round: 5 attempts × (30 s + 20 s) = 250 s, so the guard's own DELETE comes first.
-    expect(canExtend(g, '2026-11-22T10:25:50.000Z', NOW.toISOString())).toBeNull();
-    expect(canExtend(g, '2026-11-22T10:29:00.000Z', NOW.toISOString())).toMatch(/less than one revoke round \(250 s\) before the message's platform TTL/);
-    expect(canExtend(g, '2026-11-22T10:30:00.000Z', NOW.toISOString())).toMatch(/not before the message's platform TTL/);
+    expect(extendRefusal(g, '2026-11-22T10:25:50.000Z', NOW.toISOString())).toBeNull();
+    expect(extendRefusal(g, '2026-11-22T10:29:00.000Z', NOW.toISOString())).toMatch(/less than one revoke round \(250 s\) before the message's platform TTL/);
+    expect(extendRefusal(g, '2026-11-22T10:30:00.000Z', NOW.toISOString())).toMatch(/not before the message's platform TTL/);
   });
 
   it('a message the guard sent itself cannot be extended past its own platform TTL', () => {
     const g = step(guardFor({ ...base, sendText: 'hello' }), { type: 'SEND_RESULT', result: 'SENT' }, NOW.toISOString());
     expect(g.state).toBe('AWAITING_DELIVERY');
     const ttl = g.message!.platformExpireAt!;
-    expect(canExtend(g, new Date(Date.parse(ttl) + 1000).toISOString(), NOW.toISOString())).toMatch(/platform TTL/);
+    expect(extendRefusal(g, new Date(Date.parse(ttl) + 1000).toISOString(), NOW.toISOString())).toMatch(/platform TTL/);
   });
 
   it('more than 15 days after the send is refused', () => {
     const g = guardFor(base);
-    expect(canExtend(g, '2026-12-07T10:00:01.000Z', NOW.toISOString())).toMatch(/more than 15 days after the send/);
-    expect(canExtend(g, '2026-12-07T09:59:00.000Z', NOW.toISOString())).toBeNull();
+    expect(extendRefusal(g, '2026-12-07T10:00:01.000Z', NOW.toISOString())).toMatch(/more than 15 days after the send/);
+    expect(extendRefusal(g, '2026-12-07T09:59:00.000Z', NOW.toISOString())).toBeNull();
   });
 });

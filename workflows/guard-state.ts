@@ -122,14 +122,16 @@ export function why404ProvesNothing(g: Guard, attempt: number, now: string): str
   return reasons.length ? reasons.join('; ') : null;
 }
 
-export function canCancel(guard: Guard): string | null {
+/** Why this guard cannot be cancelled now, or null when it can. */
+export function cancelRefusal(guard: Guard): string | null {
   const cancellable: GuardState[] = ['AWAITING_TRACK', 'AWAITING_DELIVERY', 'RECHECK', 'CONFIRMING_DELIVERY'];
   return cancellable.includes(guard.state)
     ? null
     : `cannot cancel a guard in state ${guard.state}: only a pending deadline can be cancelled`;
 }
 
-export function extendError(guard: Guard, staleAt: string, now: string): string | null {
+/** Why this guard's deadline cannot move to staleAt now, or null when it can. */
+export function extendRefusal(guard: Guard, staleAt: string, now: string): string | null {
   if (guard.state !== 'AWAITING_DELIVERY') {
     return `cannot extend a guard in state ${guard.state}: only AWAITING_DELIVERY has a deadline to move`;
   }

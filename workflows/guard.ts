@@ -29,7 +29,7 @@ import {
   type GuardStatus,
   type TrackedMessage,
 } from './contract.ts';
-import { canCancel, canExtend, initialGuard, nextAction, outcomeOf, statusOf, step, type Guard, type LifecycleEvent } from './lifecycle.ts';
+import { cancelRefusal, extendRefusal, initialGuard, nextAction, outcomeOf, statusOf, step, type Guard, type LifecycleEvent } from './lifecycle.ts';
 import { fallbackAttempt, fallbackWithSdkRetries, revoke, send } from './guard-activities.ts';
 
 const nowIso = () => new Date().toISOString(); // deterministic inside a workflow
@@ -68,7 +68,7 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
       apply({ type: 'CANCEL', reason: reason ?? 'cancelled by the backend' });
       return statusOf(guard);
     },
-    { validator: (_req) => throwIf(canCancel(guard)) },
+    { validator: (_req) => throwIf(cancelRefusal(guard)) },
   );
   setHandler(
     extendUpdate,
@@ -76,7 +76,7 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
       apply({ type: 'EXTEND', staleAt });
       return statusOf(guard);
     },
-    { validator: (req) => throwIf(canExtend(guard, req?.staleAt, nowIso())) },
+    { validator: (req) => throwIf(extendRefusal(guard, req?.staleAt, nowIso())) },
   );
 
   // Race and latency metrics, exported by the worker runtime's Prometheus endpoint (not on replay).

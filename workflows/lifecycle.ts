@@ -9,8 +9,8 @@
 import { GUARD_RULES, PROVIDER_SETTLE_MS, type GuardEventType, type GuardInput, type TrackedMessage } from './contract.ts';
 import {
   awaitsTtlReport,
-  canCancel,
-  extendError,
+  cancelRefusal,
+  extendRefusal,
   fallback,
   lingers,
   ORPHAN_AFTER_MS_DEFAULT,
@@ -24,7 +24,7 @@ import {
   type RulesVersion,
 } from './guard-state.ts';
 
-export { canCancel, isPending, outcomeOf, statusOf, type Guard, type RulesVersion } from './guard-state.ts';
+export { cancelRefusal, extendRefusal, isPending, outcomeOf, statusOf, type Guard, type RulesVersion } from './guard-state.ts';
 
 export type RevokeOutcome = 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'CONFIG_ERROR';
 export type SendOutcome = 'SENT' | 'NO_RCS' | 'CONFIG_ERROR' | 'AMBIGUOUS';
@@ -56,8 +56,7 @@ export type LifecycleEvent =
   | { type: 'RETRY_DUE' }
   | { type: 'CANCEL'; reason: string }
   | { type: 'EXTEND'; staleAt: string }
-  | { type: 'ORPHAN_WINDOW_ELAPSED' }
-  | { type: 'LINGER_ELAPSED' };
+  | { type: 'ORPHAN_WINDOW_ELAPSED' };
 
 /** What the workflow does next: wait (for an event or until a time) or run an activity. */
 export type Action =
@@ -122,9 +121,6 @@ export function nextAction(guard: Guard, input: GuardInput, now: string): Action
   }
 }
 
-export function canExtend(guard: Guard, staleAt: string, now: string): string | null {
-  return extendError(guard, staleAt, now);
-}
 
 export function step(guard: Guard, event: LifecycleEvent, now: string): Guard {
   const g: Guard = { ...guard };
@@ -149,17 +145,15 @@ export function step(guard: Guard, event: LifecycleEvent, now: string): Guard {
       g.sms = { ...g.sms, retryAt: null };
       return g;
     case 'CANCEL':
-      if (canCancel(g)) return g;
+      if (cancelRefusal(g)) return g;
       return record(g, now, 'CANCELLED', 'CANCEL', event.reason);
     case 'EXTEND':
-      if (canExtend(g, event.staleAt, now)) return g;
+      if (extendRefusal(g, event.staleAt, now)) return g;
       g.staleAt = event.staleAt;
       return record(g, now, 'AWAITING_DELIVERY', 'EXTEND', `deadline moved to ${event.staleAt}`);
     case 'ORPHAN_WINDOW_ELAPSED':
       if (g.state !== 'AWAITING_TRACK') return g;
       return record(g, now, 'ORPHANED', 'ORPHAN_WINDOW_ELAPSED', 'RBM events arrived but the message was never tracked');
-    case 'LINGER_ELAPSED':
-      return g; // the decided outcome stands
   }
 }
 
