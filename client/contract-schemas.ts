@@ -10,6 +10,7 @@ import {
   MESSAGE_TRAFFIC_TYPES,
   ON_UNKNOWN,
   OUTCOMES,
+  PRIORITY,
   type CancelRequest,
   type ExtendRequest,
   type NewGuardInput,
@@ -44,6 +45,7 @@ export const trackedMessageSchema = z.object({
   fallback: z.object({ channel: z.enum(FALLBACK_CHANNELS), text: z.string() }).nullable(),
   send: z.object({ text: z.string() }).nullable(),
   policy: guardPolicySchema,
+  priority: z.number().int().min(PRIORITY.min).max(PRIORITY.max).optional(),
 });
 
 export const guardInputSchema = z.object({

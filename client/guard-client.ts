@@ -85,8 +85,8 @@ export class GuardClient {
       workflowId,
       taskQueue: this.taskQueue,
       args: [guardInput] as [GuardInput],
-      ...guardStartOptions({ agentId: message.agentId, staleAt: message.staleAt }),
-      staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}`,
+      ...guardStartOptions({ agentId: message.agentId, staleAt: message.staleAt, priority: message.priority }),
+      staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}, priority ${message.priority}`,
     };
     try {
       const handle = await this.client.workflow.start<typeof rbmGuard>(WORKFLOW_TYPE, options);

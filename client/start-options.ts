@@ -14,12 +14,15 @@ export interface GuardStart {
   state?: GuardState;
   /** The deadline, when known at start (an event-started guard learns it from `track`). */
   staleAt?: Date | string;
+  /** Temporal task priority (names.ts, PRIORITY), when known at start: the guard's workflow tasks go in that order. */
+  priority?: number;
 }
 
 /** The start options shared by `workflow.start` and `workflow.signalWithStart`. */
 export function guardStartOptions(start: GuardStart): {
   workflowIdReusePolicy: typeof WorkflowIdReusePolicy.REJECT_DUPLICATE;
   typedSearchAttributes: SearchAttributePair[];
+  priority?: { priorityKey: number };
 } {
   const typedSearchAttributes: SearchAttributePair[] = [{ key: SA.agentId, value: start.agentId }];
   if (start.state !== undefined) typedSearchAttributes.push({ key: SA.state, value: start.state });
@@ -28,5 +31,6 @@ export function guardStartOptions(start: GuardStart): {
     // A closed guard is never reopened: a second start throws WorkflowExecutionAlreadyStartedError.
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     typedSearchAttributes,
+    ...(start.priority !== undefined ? { priority: { priorityKey: start.priority } } : {}),
   };
 }

@@ -6,6 +6,8 @@ import {
   MAX_MESSAGE_LIFETIME_MS,
   MESSAGE_ID,
   MESSAGE_TRAFFIC_TYPES,
+  PRIORITY,
+  TRAFFIC_PRIORITY,
   normalizeAgentId,
   ON_UNKNOWN,
   parseIsoDateTime,
@@ -91,6 +93,14 @@ const trackFields = {
   expireTime: isoDateTime.optional(),
   ttl: duration.optional(),
   trafficType: z.enum(MESSAGE_TRAFFIC_TYPES).default('TRANSACTION'),
+  /** Temporal task priority, 1 (first) to 5; default by trafficType (an OTP 1, a promotion 5). */
+  priority: z
+    .number()
+    .int('must be a whole number')
+    .min(PRIORITY.min, `at least ${PRIORITY.min} (first)`)
+    .max(PRIORITY.max, `at most ${PRIORITY.max} (last)`)
+    .optional()
+    .meta({ description: `Temporal task priority, ${PRIORITY.min} (first) to ${PRIORITY.max} (last); default by trafficType: ${Object.entries(TRAFFIC_PRIORITY).map(([t, p]) => `${t} ${p}`).join(', ')}` }),
   fallbackText: z.string().min(1, 'must not be empty').max(MAX_FALLBACK_TEXT, `at most ${MAX_FALLBACK_TEXT} characters (10 SMS segments)`).nullable().optional(),
   sendText: z.string().min(1).max(MAX_RBM_TEXT).optional(),
   policy: policySchema.optional(),
@@ -152,6 +162,7 @@ export function parseTrackInput(input: unknown, now: Date = new Date()): Tracked
     fallback: v.fallbackText ? { channel: 'sms', text: v.fallbackText } : null,
     send: v.sendText ? { text: v.sendText } : null,
     policy,
+    priority: v.priority ?? TRAFFIC_PRIORITY[v.trafficType],
   };
 }
 

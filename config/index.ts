@@ -6,6 +6,7 @@ import { unfetchableUrl } from '../activities/http.ts';
 
 const port = z.coerce.number({ error: 'expected a port number (0–65535)' }).int().min(0).max(65535);
 /** A whole number of milliseconds or bytes, > 0 (or ≥ 0). */
+const messagesPerSecond = z.coerce.number({ error: 'expected messages per second, e.g. 100 or 0.5' }).positive('must be above 0').max(100_000);
 const count = (min: 0 | 1 = 1) => z.coerce.number({ error: 'expected a whole number' }).int().min(min);
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -89,6 +90,12 @@ export const envSchema = z.object({
   TWILIO_FROM: opt(z.string().min(1)),
   TWILIO_API_BASE_URL: withDefault(fetchableUrl, 'https://api.twilio.com'),
   FALLBACK_REQUEST_TIMEOUT_MS: withDefault(count(), 10_000),
+  /**
+   * The provider's throughput limit (SMS/s for the account or sender), held across every worker (the
+   * SMS task queue's rate, worker/worker.ts). The one for FALLBACK_PROVIDER applies; unset: unpaced.
+   */
+  TWILIO_MESSAGES_PER_SECOND: opt(messagesPerSecond),
+  FALLBACK_HTTP_MESSAGES_PER_SECOND: opt(messagesPerSecond),
 
   /**
    * Payload encryption (AES-256-GCM) for every Temporal client and worker. `off` is for local
@@ -153,6 +160,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   missing.push(...encryptionIssues(config));
   if (missing.length) throw new ConfigError(missing);
   return config;
+}
+
+/** The active SMS provider's throughput limit (SMS/s), or undefined: unpaced. */
+export function smsPerSecond(config: Pick<Config, 'FALLBACK_PROVIDER' | 'TWILIO_MESSAGES_PER_SECOND' | 'FALLBACK_HTTP_MESSAGES_PER_SECOND'>): number | undefined {
+  return config.FALLBACK_PROVIDER === 'twilio' ? config.TWILIO_MESSAGES_PER_SECOND : config.FALLBACK_HTTP_MESSAGES_PER_SECOND;
 }
 
 /** The RBM API host for a region (the simulator's URL when RBM_API_BASE_URL is set). */

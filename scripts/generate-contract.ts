@@ -24,11 +24,13 @@ import {
   MESSAGE_TRAFFIC_TYPES,
   OUTCOMES,
   PENDING_STATES,
+  PRIORITY,
   revokeRoundBudgetMs,
   SEARCH_ATTRIBUTE_KEYS,
   SMS_OUTCOMES,
   statusQuery,
   trackSignal,
+  TRAFFIC_PRIORITY,
   WORKFLOW_TYPE,
 } from '../workflows/contract.ts';
 import { defaultPolicy, DURATION, LATE_TRACK_MS, SENT_AT_SKEW_MS, E164_PATTERN, MAX_FALLBACK_TEXT, MAX_RBM_TEXT, trackRequestSchema, UNIT_MS } from '../client/track-input.ts';
@@ -98,6 +100,9 @@ export function buildContract(): Record<string, unknown> {
     trafficTypes: MESSAGE_TRAFFIC_TYPES,
     defaultTrafficType: 'TRANSACTION',
     policyDefaults: Object.fromEntries(MESSAGE_TRAFFIC_TYPES.map((t) => [t, defaultPolicy(t)])),
+    /** Temporal task priority (start option priorityKey, 1 first): a track request's `priority`, else trafficPriority[trafficType]; `default` is Temporal's when none is set. */
+    priority: PRIORITY,
+    trafficPriority: TRAFFIC_PRIORITY,
     states: { pending: PENDING_STATES, outcomes: OUTCOMES, all: ALL_STATES, smsOutcomes: SMS_OUTCOMES },
     signals: { track: { name: trackSignal.name, arg: 'TrackedMessage' }, events: GUARD_EVENT_TYPES.map((t) => ({ name: eventSignals[t].name, arg: 'RbmEventSignal' })) },
     queries: { status: { name: statusQuery.name, returns: 'GuardStatus' } },

@@ -7,7 +7,7 @@ import { isEntryPoint } from '../config/entrypoint.ts';
 import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, type LogLevel } from '@temporalio/worker';
-import { ConfigError, loadConfig, type Config } from '../config/index.ts';
+import { ConfigError, loadConfig, smsPerSecond, type Config } from '../config/index.ts';
 import { createLogger, type Logger } from '../config/logger.ts';
 import { createActivities } from '../activities/index.ts';
 import { createRbmClient } from '../activities/rbm.ts';
@@ -111,6 +111,7 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
         dataConverter: dataConverter(codec),
         workflowBundlePath: config.RBM_GUARD_WORKFLOW_BUNDLE,
         shutdownGraceTimeMs: config.WORKER_SHUTDOWN_GRACE_MS,
+        smsPerSecond: smsPerSecond(config),
       });
       const workerDone = worker.run();
       stops.unshift(async () => {

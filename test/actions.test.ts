@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 import { billableActions } from '../bench/lib/history.ts';
 
 const events = (name: string) =>
-  (proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(new URL(`./histories/rules3/${name}.json`, import.meta.url), 'utf8'))).events ?? []);
+  (proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(new URL(`./histories/rules4/${name}.json`, import.meta.url), 'utf8'))).events ?? []);
 
 it('the delivered path costs 4 actions: start, timer, the DELIVERED signal, the outcome upsert', () => {
   expect(billableActions(events('delivered'))).toBe(4);

@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildContract, CONTRACT_FILES, contractText } from '../scripts/generate-contract.ts';
-import { GUARD_RULES, guardWorkflowId, normalizeAgentId, OUTCOMES, parseGuardWorkflowId } from '../workflows/contract.ts';
-import { defaultPolicy, parseDuration } from '../client/track-input.ts';
+import { GUARD_RULES, guardWorkflowId, MESSAGE_TRAFFIC_TYPES, normalizeAgentId, OUTCOMES, parseGuardWorkflowId, PRIORITY } from '../workflows/contract.ts';
+import { defaultPolicy, parseDuration, parseTrackInput } from '../client/track-input.ts';
 
 describe('generated contract', () => {
   it.each(CONTRACT_FILES)('%s is current (else run `npm run contract`)', (file) => {
@@ -43,5 +43,14 @@ describe('generated contract', () => {
     expect(c.policyDefaults.PROMOTION).toEqual(defaultPolicy('PROMOTION'));
     expect((c.policyDefaults.PROMOTION as { onUnknown: string }).onUnknown).toBe('no-fallback');
     expect((c.policyDefaults.AUTHENTICATION as { onUnknown: string }).onUnknown).toBe('fallback');
+  });
+
+  it('its task priorities are what a track resolves to (the Python and Go clients read them from here)', () => {
+    const c = buildContract() as { priority: unknown; trafficPriority: Record<string, number> };
+    expect(c.priority).toEqual(PRIORITY);
+    for (const trafficType of MESSAGE_TRAFFIC_TYPES) {
+      const m = parseTrackInput({ agentId: 'acme', messageId: 'm-1', phone: '+14155550100', staleIn: '10m', trafficType });
+      expect(m.priority).toBe(c.trafficPriority[trafficType]);
+    }
   });
 });

@@ -4,14 +4,14 @@
 // Each asserts the outcome, the timeline and what the provider really sent (docs/architecture.md,
 // "The race table", names the rows).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventSignals, GUARD_RULES, guardWorkflowId, type GuardInput, type GuardStatus } from '../workflows/contract.ts';
+import { eventSignals, GUARD_RULES, guardWorkflowId, RULES_VERSIONS, type GuardInput, type GuardStatus } from '../workflows/contract.ts';
 import { HistoryRecorder } from './support/histories.ts';
 import { eventually } from './support/eventually.ts';
 import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 
 let stack: GuardStack;
 let twilio: GuardStack;
-const histories = new HistoryRecorder(new URL('./histories/rules3/', import.meta.url));
+const histories = new HistoryRecorder(new URL('./histories/rules4/', import.meta.url));
 
 beforeAll(async () => {
   stack = await startGuardStack();
@@ -179,7 +179,7 @@ describe('rules versions', () => {
         (h) => (h.events ?? []).some((e) => e.workflowTaskFailedEventAttributes),
       );
       const failure = failed.events!.find((e) => e.workflowTaskFailedEventAttributes)!.workflowTaskFailedEventAttributes!.failure?.message;
-      expect(failure).toBe('guard rules 99 are unknown to this worker (it runs 1, 2, 3): deploy a worker with GUARD_RULES 99');
+      expect(failure).toBe(`guard rules 99 are unknown to this worker (it runs ${RULES_VERSIONS.join(', ')}): deploy a worker with GUARD_RULES 99`);
       // No timer, no activity: nothing of any rules ran; and the guard is still open.
       expect((failed.events ?? []).some((e) => e.timerStartedEventAttributes || e.activityTaskScheduledEventAttributes)).toBe(false);
       expect((await handle.describe()).status.name).toBe('RUNNING');

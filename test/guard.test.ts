@@ -8,10 +8,10 @@ import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type Guar
 
 let stack: GuardStack;
 // Replay fixtures: `RBM_GUARD_RECORD_HISTORIES=1 npx vitest run test/guard.test.ts test/guard-pessimistic.test.ts`
-// records today's rules (GUARD_RULES 3, encrypted, key test-1) into test/histories/rules3/. The older
-// folders — test/histories/ and encrypted/ (rules 1), rules2/ — hold guards of earlier rules: keep
+// records today's rules (GUARD_RULES 4, encrypted, key test-1) into test/histories/rules4/. The older
+// folders — test/histories/ and encrypted/ (rules 1), rules2/, rules3/ — hold guards of earlier rules: keep
 // them, they must replay.
-const histories = new HistoryRecorder(new URL('./histories/rules3/', import.meta.url));
+const histories = new HistoryRecorder(new URL('./histories/rules4/', import.meta.url));
 const recorded = { push: ({ name, workflowId }: { name: string; workflowId: string }) => histories.add(name, workflowId) };
 
 beforeAll(async () => {
@@ -67,11 +67,14 @@ describe.concurrent('guard outcomes on a real server', () => {
     expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
   });
 
-  it('revoke 404 and no DELIVERED event, a promotion: DELIVERED_UNCONFIRMED, no SMS', async () => {
+  // Rules 4: the revoke is a local activity, which a worker crash runs again, so its 404 proves nothing:
+  // without a DELIVERED the outcome says unknown (rules 2 and 3 said DELIVERED_UNCONFIRMED).
+  it('revoke 404 and no DELIVERED event, a promotion: UNRESOLVED (a local revoke’s 404 proves nothing), no SMS', async () => {
     const m = await sendAndTrack('revoke-404-silent', { deliverAfterMs: null, raceRevoke: 404, noEvent: true }, { trafficType: 'PROMOTION' });
     const status = await stack.result(m.workflowId);
-    expect(status.outcome).toBe('DELIVERED_UNCONFIRMED');
-    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'CONFIRMING_DELIVERY', 'DELIVERED_UNCONFIRMED']);
+    expect(status.outcome).toBe('UNRESOLVED');
+    expect(status.timeline.find((t) => t.event === 'REVOKE_404')?.reason).toMatch(/local revoke runs again after a worker crash/);
+    expect(states(status)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'CONFIRMING_DELIVERY', 'UNRESOLVED']);
     expect(stack.sink.distinctSendsTo(m.phone)).toBe(0);
   });
 

@@ -95,20 +95,20 @@ it('an encrypted history does not replay without its key: a clear error, not gar
   expect(otherKey.failures[0]).toMatch(/payload is encrypted with key id \\?"test-1\\?", which is not loaded \(loaded: k-other\)/);
 });
 
-// ---- the pessimistic rules: 2 (kept for the guards that run it), 3 (today's) ----
-// test/histories/rules2/ and rules3/ hold every path under GUARD_RULES 2 and 3 (encrypted, key
-// test-1), recorded by guard.test.ts and guard-pessimistic.test.ts; the folders above are rules 1.
+// ---- the pessimistic rules: 2 and 3 (kept for the guards that run them), 4 (today's) ----
+// test/histories/rules2/, rules3/ and rules4/ hold every path under GUARD_RULES 2, 3 and 4 (encrypted,
+// key test-1), recorded by guard.test.ts and guard-pessimistic.test.ts; the folders above are rules 1.
 
-const rulesDir = (rules: 2 | 3) => new URL(`./histories/rules${rules}/`, import.meta.url);
-const rulesFiles = (rules: 2 | 3) => readdirSync(rulesDir(rules)).filter((f) => f.endsWith('.json'));
+const rulesDir = (rules: 2 | 3 | 4) => new URL(`./histories/rules${rules}/`, import.meta.url);
+const rulesFiles = (rules: 2 | 3 | 4) => readdirSync(rulesDir(rules)).filter((f) => f.endsWith('.json'));
 
-it.each([2, 3] as const)('replays every rules-%s history: the pessimistic paths too (SENDING, ORPHANED, UNRESOLVED, 404 after a lost 200)', async (rules) => {
+it.each([2, 3, 4] as const)('replays every rules-%s history: the pessimistic paths too (SENDING, ORPHANED, UNRESOLVED, 404 after a lost 200)', async (rules) => {
   const files = rulesFiles(rules);
   for (const path of ['sending-never-landed', 'orphaned', 'unresolved-promotion', '404-after-lost-200', 'delivered-between-attempts']) {
     expect(files).toContain(`${path}.json`);
   }
   // Rules 3's own paths: a slow provider's SMS found after it settled, a blind resend.
-  if (rules === 3) for (const path of ['twilio-slow-create', 'twilio-maybe-twice']) expect(files).toContain(`${path}.json`);
+  if (rules >= 3) for (const path of ['twilio-slow-create', 'twilio-maybe-twice']) expect(files).toContain(`${path}.json`);
   const { failures, replayed } = await replayAll(files.map((f) => load(rulesDir(rules), f)), dataConverter(rotatedTestCodec));
   expect(failures).toEqual([]);
   expect(replayed).toBe(files.length);

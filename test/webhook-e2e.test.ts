@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig, type Config } from '../config/index.ts';
 import { createActivities } from '../activities/index.ts';
 import { createRbmClient } from '../activities/rbm.ts';
@@ -18,7 +18,7 @@ import { GuardClient } from '../client/guard-client.ts';
 import { EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
 import { startWebhookServer, type WebhookServer } from '../client/webhook/server.ts';
 import { guardWorkflowId, type GuardStatus, type Outcome } from '../workflows/contract.ts';
-import { createGuardWorker } from '../worker/worker.ts';
+import { createGuardWorker, type GuardWorker } from '../worker/worker.ts';
 import { startDevServer, type DevServer } from '../worker/dev-server.ts';
 import { startRbmSimulator, userEvent, type PushRecord, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
@@ -40,7 +40,7 @@ interface Stack {
   client: Client;
   guards: GuardClient;
   webhook: WebhookServer;
-  worker: Worker;
+  worker: GuardWorker;
   running: Promise<void>;
   nativeConnection: NativeConnection;
 }

@@ -2,7 +2,7 @@
 // activities wired to real RBM and SMS clients. Tests use this same function with the simulator.
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import type { GuardActivities } from '../workflows/contract.ts';
+import { smsTaskQueue, type GuardActivities } from '../workflows/contract.ts';
 import { workflowsPath } from './paths.ts';
 import { guardMetricSinks } from './metric-sinks.ts';
 
@@ -22,6 +22,12 @@ export interface GuardWorkerOptions {
   /** The entry point bundled at start when there is no prebuilt bundle (the bench's carries its floors). */
   workflowsPath?: string;
   shutdownGraceTimeMs?: number;
+  /**
+   * The SMS provider's throughput limit (messages/s for the account or sender), held across every
+   * worker: the server hands out the SMS queue's tasks no faster (maxTaskQueueActivitiesPerSecond).
+   * Unset: unpaced. config: TWILIO_MESSAGES_PER_SECOND / FALLBACK_HTTP_MESSAGES_PER_SECOND.
+   */
+  smsPerSecond?: number;
   /** Tuning knobs the benchmarks measured, over DEFAULT_TUNING; see bench/README.md. */
   tuning?: Partial<Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'workflowTaskPollerBehavior' | 'workflowThreadPoolSize' | 'nonStickyToStickyPollRatio'>>;
 }
@@ -34,8 +40,20 @@ export interface GuardWorkerOptions {
  */
 export const DEFAULT_TUNING: NonNullable<GuardWorkerOptions['tuning']> = { maxCachedWorkflows: 500 };
 
-export async function createGuardWorker(options: GuardWorkerOptions): Promise<Worker> {
-  return Worker.create({
+/**
+ * The guard's two pollers, run and stopped together: the guard's task queue (workflows, the RBM
+ * activities, and the SMS of guards before rules 4) and the paced SMS queue (names.ts, smsTaskQueue).
+ */
+export interface GuardWorker {
+  run(): Promise<void>;
+  /** Runs until the promise (or the function's) settles, then shuts down and waits for both pollers. */
+  runUntil<R>(work: Promise<R> | (() => Promise<R>)): Promise<R>;
+  shutdown(): void;
+  getState(): ReturnType<Worker['getState']>;
+}
+
+export async function createGuardWorker(options: GuardWorkerOptions): Promise<GuardWorker> {
+  const guards = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
@@ -49,4 +67,37 @@ export async function createGuardWorker(options: GuardWorkerOptions): Promise<Wo
     ...DEFAULT_TUNING,
     ...options.tuning,
   });
+  const sms = await Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: smsTaskQueue(options.taskQueue),
+    activities: { sendFallback: options.activities.sendFallback },
+    dataConverter: options.dataConverter,
+    shutdownGraceTime: options.shutdownGraceTimeMs ?? 10_000,
+    ...(options.smsPerSecond ? { maxTaskQueueActivitiesPerSecond: options.smsPerSecond } : {}),
+  });
+  const workers = [guards, sms];
+  const shutdown = () => {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  const run = async () => {
+    // One poller failing stops the other: a worker that takes guards but never their SMS is worse than none.
+    const runs = workers.map((w) => w.run().catch((err: unknown) => { shutdown(); throw err; }));
+    await Promise.all(runs);
+  };
+  return {
+    run,
+    async runUntil<R>(work: Promise<R> | (() => Promise<R>)): Promise<R> {
+      const running = run();
+      const promise = typeof work === 'function' ? work() : work;
+      try {
+        return await Promise.race([promise, running.then(() => { throw new Error('worker stopped before the work was done'); })]);
+      } finally {
+        shutdown();
+        await running.catch(() => undefined);
+      }
+    },
+    shutdown,
+    getState: () => guards.getState(),
+  };
 }

@@ -80,6 +80,8 @@ export interface TrackedMessage {
   /** When set, the guard sends the RBM text message itself (same messageId on every retry). */
   send: { text: string } | null;
   policy: GuardPolicy;
+  /** Temporal task priority, 1 (first) to 5 (names.ts, TRAFFIC_PRIORITY); absent in guards from before it. */
+  priority?: number;
 }
 
 /**
@@ -87,14 +89,17 @@ export interface TrackedMessage {
  * SMS provider in mind (an SMS attempt's request may still become a message after we gave up). Every
  * starter (GuardClient, the webhook, other languages through the generated contract) sets it, and a
  * guard runs exactly the rules its input names: 1 (no `rules`: guards started before the pessimistic
- * rules), 2 or 3; a number this worker does not know fails the workflow task loudly, so a newer guard
- * waits for a newer worker instead of running older rules (workflows/guard.ts, rulesOf). Pinned in the
+ * rules), 2, 3 or 4; a number this worker does not know fails the workflow task loudly, so a newer guard
+ * waits for a newer worker instead of running older rules (workflows/guard.ts, rulesOf). 4 = rules 3
+ * shaped for a deadline wave: the revoke is a local activity (no task through the server; a 404 from
+ * it proves nothing, since a worker crash runs it again), the SMS goes to its own paced task queue
+ * (names.ts, smsTaskQueue) at the guard's priority. Pinned in the
  * input rather than behind patched(): in SDK 1.24 patched() upserts TemporalChangeVersion, a billable
  * action on every guard. docs/architecture.md says why.
  */
-export const GUARD_RULES = 3;
+export const GUARD_RULES = 4;
 /** Every rules version a worker runs; a guard's input names one (absent: 1). */
-export const RULES_VERSIONS = [1, 2, 3] as const;
+export const RULES_VERSIONS = [1, 2, 3, 4] as const;
 export type RulesVersion = (typeof RULES_VERSIONS)[number];
 
 /** What every starter sends today (the published contract): the current rules, always named. */

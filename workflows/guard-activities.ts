@@ -1,6 +1,6 @@
 // The guard's activity calls: each result, or failure, becomes a lifecycle event. Failures are
 // classified here, once: which ones mean "nothing happened" and which ones "it may have happened".
-import { ActivityFailure, ApplicationFailure, proxyActivities, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import {
   ACTIVITY_ATTEMPT_TIMEOUT_MS,
   ERROR_TYPES,
@@ -11,28 +11,45 @@ import {
   type RevokeResult,
   type RulesVersion,
   type TrackedMessage,
+  smsTaskQueue,
 } from './contract.ts';
 import type { FallbackOutcome, RevokeOutcome, SendOutcome } from './lifecycle.ts';
 
+function rbmRetry(m: TrackedMessage) {
+  return {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: MAX_REVOKE_BACKOFF_MS,
+    maximumAttempts: m.policy.revokeAttempts,
+    nonRetryableErrorTypes: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs],
+  };
+}
+
 function rbmActivities(m: TrackedMessage) {
-  return proxyActivities<GuardActivities>({
-    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: MAX_REVOKE_BACKOFF_MS,
-      maximumAttempts: m.policy.revokeAttempts,
-      nonRetryableErrorTypes: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs],
-    },
-  });
+  return proxyActivities<GuardActivities>({ startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS, retry: rbmRetry(m) });
+}
+
+/**
+ * Rules 4: the revoke runs in the workflow task that woke the guard (no activity task through the
+ * server, and every local activity of one task is one billable action). A worker crash runs it again,
+ * so its 404 proves nothing (guard-state.ts, why404ProvesNothing).
+ */
+function localRbmActivities(m: TrackedMessage) {
+  return proxyLocalActivities<GuardActivities>({ startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS, retry: rbmRetry(m) });
 }
 
 function ref(m: TrackedMessage) {
   return { agentId: m.agentId, messageId: m.messageId, phone: m.phone };
 }
 
+/** The activity's own failure: an activity's comes wrapped in ActivityFailure, a local activity's may come bare. */
+function applicationFailure(err: unknown): ApplicationFailure | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? cause : undefined;
+}
+
 function failureType(err: unknown): string | undefined {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
+  return applicationFailure(err)?.type ?? undefined;
 }
 
 function failureDetail(err: unknown): string {
@@ -54,10 +71,11 @@ export async function send(m: TrackedMessage, rules: RulesVersion): Promise<{ re
   }
 }
 
-export async function revoke(m: TrackedMessage): Promise<{ result: RevokeOutcome; attempt?: number; detail?: string }> {
+export async function revoke(m: TrackedMessage, rules: RulesVersion): Promise<{ result: RevokeOutcome; attempt?: number; detail?: string }> {
   try {
     // Guards from before RevokeAnswer existed recorded a bare result.
-    const answer: RevokeAnswer | RevokeResult = await rbmActivities(m).revoke(ref(m));
+    const activities = rules >= 4 ? localRbmActivities(m) : rbmActivities(m);
+    const answer: RevokeAnswer | RevokeResult = await activities.revoke(ref(m));
     return typeof answer === 'string' ? { result: answer } : { result: answer.result, attempt: answer.attempt };
   } catch (err) {
     const attempt = details(err)?.attempt;
@@ -96,9 +114,15 @@ export async function fallbackAttempt(
   workflowId: string,
   lookupSince: string | null,
   startedAt: string,
+  rules: RulesVersion,
 ): Promise<{ result: FallbackOutcome; maybeSent?: boolean; retryAfterMs?: number; startedAt: string; detail?: string; matches?: number }> {
   if (!m.fallback) return { result: 'REFUSED', startedAt, detail: 'no fallback configured' };
-  const sms = proxyActivities<GuardActivities>({ startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS, retry: { maximumAttempts: 1 } });
+  const sms = proxyActivities<GuardActivities>({
+    startToCloseTimeout: ACTIVITY_ATTEMPT_TIMEOUT_MS,
+    retry: { maximumAttempts: 1 },
+    // Rules 4: the paced SMS queue, first by the guard's priority (also for a guard an event started, whose workflow has none).
+    ...(rules >= 4 ? { taskQueue: smsTaskQueue(workflowInfo().taskQueue), ...(m.priority ? { priority: { priorityKey: m.priority } } : {}) } : {}),
+  });
   try {
     const receipt = await sms.sendFallback({
       idempotencyKey: workflowId, // one logical message, one SMS, however often it is attempted
@@ -126,8 +150,7 @@ export async function fallbackAttempt(
 }
 
 function details(err: unknown): (Partial<FallbackFailureDetails> & { attempt?: unknown }) | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : undefined;
-  const first = cause instanceof ApplicationFailure ? cause.details?.[0] : undefined;
+  const first = applicationFailure(err)?.details?.[0];
   return first && typeof first === 'object' ? (first as Partial<FallbackFailureDetails>) : undefined;
 }
 

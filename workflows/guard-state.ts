@@ -59,6 +59,8 @@ const SMS_BACKOFF_MAX_MS = 60_000;
 export const v1 = (g: Guard): boolean => g.rules === 1;
 /** Rules 3 and later: a slow SMS provider's request may still become a message after we gave up. */
 export const slowProviderRules = (g: Guard): boolean => g.rules >= 3;
+/** Rules 4: the revoke is a local activity, run again from scratch when a worker crash retries its workflow task. */
+export const localRevokeRules = (g: Guard): boolean => g.rules >= 4;
 
 export function record(g: Guard, now: string, state: GuardState, event: string, reason: string): Guard {
   if (!v1(g) && state !== g.state) g.waitUntil = lingers({ ...g, state }) ? lingerEnd(g, now) : null;
@@ -114,6 +116,7 @@ export function fallback(g: Guard, now: string, event: string, reason: string): 
 export function why404ProvesNothing(g: Guard, attempt: number, now: string): string | null {
   const reasons: string[] = [];
   if (attempt > 1) reasons.push(`an earlier DELETE of this round (attempt ${attempt - 1}) may have landed`);
+  else if (localRevokeRules(g)) reasons.push('a local revoke runs again after a worker crash, so a DELETE of this round may have landed');
   if (g.revokeMayHaveLanded) reasons.push('an earlier revoke round may have landed');
   if (g.sendUncertain) reasons.push('the guard’s own send may never have landed');
   if (g.ttl) reasons.push('the platform reported its own TTL');

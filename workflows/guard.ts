@@ -105,11 +105,11 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
         apply({ type: 'SEND_RESULT', ...(await send(message(), rules)) });
         break;
       case 'revoke':
-        apply({ type: 'REVOKE_RESULT', ...(await revoke(message())) });
+        apply({ type: 'REVOKE_RESULT', ...(await revoke(message(), rules)) });
         break;
       case 'fallback':
         if (rules === 1) apply({ type: 'FALLBACK_RESULT', ...(await fallbackWithSdkRetries(message(), workflowId)) });
-        else apply({ type: 'FALLBACK_RESULT', ...(await fallbackAttempt(message(), workflowId, action.lookupSince, nowIso())) });
+        else apply({ type: 'FALLBACK_RESULT', ...(await fallbackAttempt(message(), workflowId, action.lookupSince, nowIso(), rules)) });
         break;
       case 'linger': {
         // Stay open a while to hear an event that still changes the story (a late DELIVERED, a TTL revoke).

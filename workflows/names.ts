@@ -5,6 +5,29 @@
 export const DEFAULT_TASK_QUEUE = 'rbm-guard';
 export const WORKFLOW_TYPE = 'rbmGuard';
 
+/**
+ * Rules 4: the fallback SMS runs on its own activity task queue beside the guard's, so one rate set
+ * there (the worker's maxTaskQueueActivitiesPerSecond, enforced by the server) paces every worker's
+ * SMS together, and the guard's own tasks never wait behind a paced SMS.
+ */
+export function smsTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-sms`;
+}
+
+/**
+ * Temporal task priority (1 first … 5 last; 3 when unset). A guard's workflow tasks and its SMS
+ * carry its priority, so in a deadline wave OTPs are revoked and texted before promotions. A track
+ * request may name its own (`priority`); otherwise its traffic type decides.
+ */
+export const PRIORITY = { min: 1, max: 5, default: 3 } as const;
+export const TRAFFIC_PRIORITY: Readonly<Record<MessageTrafficType, number>> = {
+  AUTHENTICATION: 1,
+  TRANSACTION: 2,
+  SERVICEREQUEST: 2,
+  ACKNOWLEDGEMENT: 3,
+  PROMOTION: 5,
+};
+
 /** Temporal refuses workflow ids over this many bytes (the server's limit.maxIDLength default). */
 export const MAX_WORKFLOW_ID_BYTES = 1000;
 

@@ -26,10 +26,30 @@ export type Step = (typeof STEPS)[number];
  * a search-attribute upsert, an update. (Queries bill too but leave no history event; markers and
  * workflow tasks are not actions.) https://docs.temporal.io/cloud/actions
  */
+/** The attempt a local activity's marker records (its `data`, plain JSON written by the SDK's core). */
+function localActivityAttempt(e: HistoryEvent): number {
+  const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+  try {
+    const attempt = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { attempt?: unknown }).attempt : undefined;
+    return typeof attempt === 'number' && attempt >= 1 ? attempt : 1;
+  } catch {
+    return 1;
+  }
+}
+
 export function billableActions(events: HistoryEvent[]): number {
   let n = 0;
+  // Every local activity that completed in one workflow task is one action together (their markers
+  // name the task's completion). A retried local activity's backoff timer counts as a timer.
+  const localActivityTasks = new Set<string>();
   for (const e of events) {
     switch (e.eventType) {
+      case ET.EVENT_TYPE_MARKER_RECORDED:
+        if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity') {
+          localActivityTasks.add(String(e.markerRecordedEventAttributes.workflowTaskCompletedEventId));
+          n += localActivityAttempt(e) - 1; // each retry of a local activity is one more
+        }
+        break;
       case ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
       case ET.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
       case ET.EVENT_TYPE_TIMER_STARTED:
@@ -42,7 +62,7 @@ export function billableActions(events: HistoryEvent[]): number {
         break;
     }
   }
-  return n;
+  return n + localActivityTasks.size;
 }
 
 export interface HistoryFigures {

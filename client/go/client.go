@@ -109,7 +109,8 @@ func (g *GuardClient) Track(ctx context.Context, r TrackRequest) (TrackResult, e
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(saAgent.ValueSet(m.AgentID), saStaleAt.ValueSet(staleAt)),
-		StaticSummary:                            fmt.Sprintf("RBM %s from %s, stale at %s, fallback: %s", strings.ToLower(m.TrafficType), m.AgentID, m.StaleAt, fallback),
+		Priority:                                 temporal.Priority{PriorityKey: m.Priority}, // in a deadline wave, an OTP's tasks before a promotion's
+		StaticSummary:                            fmt.Sprintf("RBM %s from %s, stale at %s, fallback: %s, priority %d", strings.ToLower(m.TrafficType), m.AgentID, m.StaleAt, fallback, m.Priority),
 	}, C.WorkflowType, GuardInput{AgentID: m.AgentID, MessageID: m.MessageID, Rules: C.GuardRules, Message: &m})
 	if err == nil {
 		return TrackResult{WorkflowID: id, RunID: run.GetRunID(), Created: true}, nil

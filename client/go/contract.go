@@ -60,7 +60,13 @@ type Contract struct {
 	TrafficTypes                 []string               `json:"trafficTypes"`
 	DefaultTrafficType           string                 `json:"defaultTrafficType"`
 	PolicyDefaults               map[string]GuardPolicy `json:"policyDefaults"`
-	States                       struct {
+	// Priority bounds Temporal's task priority key (1 first); TrafficPriority is each traffic type's default.
+	Priority struct {
+		Min int `json:"min"`
+		Max int `json:"max"`
+	} `json:"priority"`
+	TrafficPriority map[string]int `json:"trafficPriority"`
+	States          struct {
 		All      []string `json:"all"`
 		Outcomes []string `json:"outcomes"`
 	} `json:"states"`

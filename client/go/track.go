@@ -39,6 +39,7 @@ type TrackRequest struct {
 	FallbackText string
 	SendText     string
 	Policy       *PolicyOverrides
+	Priority     *int // Temporal task priority, 1 (first) to 5; nil: the traffic type's (contract trafficPriority)
 }
 
 // TrackedMessage is the guard's message in the contract's JSON form.
@@ -53,6 +54,7 @@ type TrackedMessage struct {
 	Fallback         *FallbackSMS `json:"fallback"`
 	Send             *SendText    `json:"send"`
 	Policy           GuardPolicy  `json:"policy"`
+	Priority         int          `json:"priority"`
 }
 
 type FallbackSMS struct {
@@ -150,6 +152,13 @@ func ParseTrackInput(r TrackRequest, now time.Time) (TrackedMessage, error) {
 	if n := len([]rune(r.SendText)); n > C.Limits.MaxRbmText {
 		add("sendText", fmt.Sprintf("at most %d characters", C.Limits.MaxRbmText))
 	}
+	priority := C.TrafficPriority[trafficType]
+	if r.Priority != nil {
+		if *r.Priority < C.Priority.Min || *r.Priority > C.Priority.Max {
+			add("priority", fmt.Sprintf("between %d (first) and %d (last)", C.Priority.Min, C.Priority.Max))
+		}
+		priority = *r.Priority
+	}
 	for field, text := range map[string]string{"staleIn": r.StaleIn, "ttl": r.TTL} {
 		if _, ok := parseDurationMs(text); text != "" && !ok {
 			add(field, "not a duration like 90s, 10m or 2h: "+text)
@@ -245,7 +254,7 @@ func ParseTrackInput(r TrackRequest, now time.Time) (TrackedMessage, error) {
 	}
 	m := TrackedMessage{
 		AgentID: NormalizeAgentID(agentID), MessageID: messageID, Phone: r.Phone,
-		StaleAt: ISO(staleAt), SentAt: ISO(start), TrafficType: trafficType, Policy: policy,
+		StaleAt: ISO(staleAt), SentAt: ISO(start), TrafficType: trafficType, Policy: policy, Priority: priority,
 	}
 	if expire != nil {
 		s := ISO(*expire)

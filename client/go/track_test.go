@@ -1,6 +1,7 @@
 package rbmguard
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"testing"
@@ -53,6 +54,7 @@ func TestNamesTheBadField(t *testing.T) {
 		"sentAt":           func(r *TrackRequest) { r.SentAt = &later },
 		"expireTime":       func(r *TrackRequest) { r.ExpireTime, r.TTL = &later, "1h" },
 		"ttl":              func(r *TrackRequest) { r.SendText, r.TTL = "hi", "1h" },
+		"priority":         func(r *TrackRequest) { r.Priority = ptr(C.Priority.Max + 1) },
 	}
 	for field, change := range cases {
 		t.Run(field, func(t *testing.T) {
@@ -64,6 +66,35 @@ func TestNamesTheBadField(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, field)
 			}
 		})
+	}
+}
+
+func TestPriorityByTrafficTypeOrAsGiven(t *testing.T) {
+	// The table is the contract's (names.ts owns it): every traffic type has one, an OTP goes first, a promotion last.
+	if C.TrafficPriority["AUTHENTICATION"] != C.Priority.Min || C.TrafficPriority["PROMOTION"] != C.Priority.Max {
+		t.Fatalf("contract trafficPriority %v", C.TrafficPriority)
+	}
+	for _, trafficType := range append([]string{""}, C.TrafficTypes...) {
+		r := ok()
+		r.TrafficType = trafficType
+		want := C.TrafficPriority[cmp.Or(trafficType, C.DefaultTrafficType)]
+		if m, err := ParseTrackInput(r, now); err != nil || m.Priority != want || want < C.Priority.Min || want > C.Priority.Max {
+			t.Fatalf("%q: priority %d, %v; want %d", trafficType, m.Priority, err, want)
+		}
+	}
+	r := ok()
+	r.TrafficType, r.Priority = "PROMOTION", ptr(1)
+	if m, err := ParseTrackInput(r, now); err != nil || m.Priority != 1 {
+		t.Fatalf("explicit priority: %d, %v", m.Priority, err)
+	}
+	for _, bad := range []int{0, -1, 6} {
+		r := ok()
+		r.Priority = ptr(bad)
+		_, err := ParseTrackInput(r, now)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || !slices.Equal(ve.Fields(), []string{"priority"}) {
+			t.Fatalf("priority %d: got %v, want an error naming priority", bad, err)
+		}
 	}
 }
 

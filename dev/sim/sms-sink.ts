@@ -75,6 +75,8 @@ export interface SmsSinkOptions {
   twilioIdempotency?: 'ignore' | 'honour';
   /** How long an accepted Twilio message stays queued (date_sent null, unseen by DateSent filters). Default 300. */
   twilioSendDelayMs?: number;
+  /** The account's throughput limit: sends past this many in one second answer 429 + Retry-After 1. Default none. */
+  ratePerSecond?: number;
 }
 
 export interface SmsSinkStats {
@@ -88,6 +90,8 @@ export interface SmsSinkStats {
   /** The same faults by kind (a chaos run reports what it injected). */
   faultsByKind: { down: number; status429: number; status5xx: number; status400: number; lostResponse: number; hang: number; slowCreate: number };
   rejected: number;
+  /** Sends refused with 429 for the account's throughput limit (ratePerSecond). */
+  rateLimited: number;
 }
 
 export interface SmsSink {
@@ -103,6 +107,8 @@ export interface SmsSink {
   /** Faults for the next Twilio lookups (list or fetch), in order. */
   injectLookupFaults(faults: SmsLookupFault[]): void;
   setRandomFaults(random: SmsRandomFaults | undefined): void;
+  /** The account's throughput limit from now on (undefined: none). */
+  setRateLimit(perSecond: number | undefined): void;
   /** Every request answers 503 for `forMs` (or until up()). */
   down(forMs?: number): void;
   up(): void;
@@ -154,6 +160,7 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     faults: 0,
     faultsByKind: { down: 0, status429: 0, status5xx: 0, status400: 0, lostResponse: 0, hang: 0, slowCreate: 0 },
     rejected: 0,
+    rateLimited: 0,
   };
   let random: { faults: SmsRandomFaults; next: () => number } | undefined;
   let downUntil: number | undefined;
@@ -173,6 +180,20 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
       }, ms);
       timers.set(timer, resolve);
     });
+
+  // The throughput limit: a count per wall-clock second, as providers meter an account.
+  let ratePerSecond = options.ratePerSecond;
+  let rateSecond = 0;
+  let rateCount = 0;
+  const overRate = (): boolean => {
+    if (ratePerSecond === undefined) return false;
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== rateSecond) {
+      rateSecond = second;
+      rateCount = 0;
+    }
+    return ++rateCount > ratePerSecond;
+  };
 
   const lookupFaults: SmsLookupFault[] = [];
   const twilioMessages: TwilioMessage[] = [];
@@ -230,6 +251,10 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
   const handle = async (provider: SmsProvider, res: FastifyReply, perform: () => Answer, kind: 'send' | 'lookup' = 'send'): Promise<void> => {
     counters.requests++;
     if (kind === 'lookup') counters.lookups++;
+    if (kind === 'send' && overRate()) {
+      counters.rateLimited++;
+      return void reply(res, errorFor(provider, 429, 'Too Many Requests: the account sends at most ' + ratePerSecond + ' messages per second', { 'retry-after': '1' }));
+    }
     if (downUntil !== undefined && Date.now() < downUntil) {
       counters.faults++;
       counters.faultsByKind.down++;
@@ -316,6 +341,9 @@ export async function startSmsSink(options: SmsSinkOptions = {}): Promise<SmsSin
     injectFaults: (more) => void faults.push(...more),
     injectLookupFaults: (more) => void lookupFaults.push(...more),
     setRandomFaults,
+    setRateLimit(perSecond) {
+      ratePerSecond = perSecond;
+    },
     down: (forMs) => {
       downUntil = forMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + forMs;
     },

@@ -4,14 +4,14 @@
 // are encrypted with the suite's test key, as in production (encryption: false for a plain stack).
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../config/index.ts';
 import { createActivities } from '../../activities/index.ts';
 import { createFallbackChannel } from '../../activities/fallback.ts';
 import { createRbmClient } from '../../activities/rbm.ts';
 import { GuardClient } from '../../client/guard-client.ts';
-import { createGuardWorker } from '../../worker/worker.ts';
+import { createGuardWorker, type GuardWorker } from '../../worker/worker.ts';
 import { dataConverter, type EncryptionCodec } from '../../client/codec.ts';
 import { TEST_ENCRYPTION_ENV, testCodec } from './encryption.ts';
 import { eventSignals, guardWorkflowId, isGuardEventType, type GuardStatus } from '../../workflows/contract.ts';
@@ -25,7 +25,7 @@ export interface GuardStack {
   guards: GuardClient;
   taskQueue: string;
   config: Config;
-  worker: Worker;
+  worker: GuardWorker;
   /** The codec the worker and the client share (null when the stack runs without encryption). */
   codec: EncryptionCodec | null;
   /** The env another process (e.g. the CLI) needs to read and write this stack's guards. */

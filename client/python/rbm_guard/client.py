@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import Priority, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -81,7 +81,9 @@ class GuardClient:
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes([SearchAttributePair(_SA_AGENT, tracked["agentId"]), SearchAttributePair(_SA_STALE_AT, stale_at)]),
-                static_summary=f"RBM {tracked['trafficType'].lower()} from {tracked['agentId']}, stale at {tracked['staleAt']}, fallback: {'sms' if tracked['fallback'] else 'none'}",
+                # In a deadline wave the server hands out an OTP's tasks before a promotion's.
+                priority=Priority(priority_key=tracked["priority"]),
+                static_summary=f"RBM {tracked['trafficType'].lower()} from {tracked['agentId']}, stale at {tracked['staleAt']}, fallback: {'sms' if tracked['fallback'] else 'none'}, priority {tracked['priority']}",
             )
             return TrackResult(workflow_id, handle.first_execution_run_id, True, False)
         except WorkflowAlreadyStartedError:

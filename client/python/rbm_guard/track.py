@@ -99,6 +99,8 @@ def parse_track_input(data: Mapping[str, Any], now: datetime | None = None) -> d
         raise ValidationError(issues)
 
     traffic_type = body.get("trafficType", CONTRACT["defaultTrafficType"])
+    # The schema took 3.0 as an integer (as JSON does); Temporal's priority key is an int.
+    priority = int(body["priority"]) if "priority" in body else CONTRACT["trafficPriority"][traffic_type]
     policy = {**default_policy(traffic_type), **body.get("policy", {})}
     stale_at = _resolve_stale_at(body, now)
     sent_at = parse_date_time(body["sentAt"]) if "sentAt" in body else now
@@ -122,6 +124,7 @@ def parse_track_input(data: Mapping[str, Any], now: datetime | None = None) -> d
         "fallback": {"channel": "sms", "text": fallback_text} if fallback_text else None,
         "send": {"text": body["sendText"]} if body.get("sendText") else None,
         "policy": policy,
+        "priority": priority,
     }
 
 

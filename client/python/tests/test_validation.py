@@ -54,6 +54,11 @@ def test_resolves_a_valid_message_like_typescript():
         ({"sentAt": "2030-01-01T13:00:00Z"}, "sentAt"),
         ({"expireTime": "2030-01-01T13:00:00Z", "ttl": "1h"}, "expireTime"),
         ({"sendText": "hi", "ttl": "1h"}, "ttl"),
+        ({"priority": CONTRACT["priority"]["max"] + 1}, "priority"),
+        ({"priority": 0}, "priority"),
+        ({"priority": 2.5}, "priority"),
+        ({"priority": True}, "priority"),
+        ({"priority": "1"}, "priority"),
     ],
 )
 def test_names_the_bad_field(change, field):
@@ -93,3 +98,20 @@ def test_a_deadline_that_passed_recently_is_a_late_track_guarded_at_once():
     m = parse_track_input({**OK, "staleIn": None, "staleAt": "2030-01-01T11:59:30Z"}, NOW)
     assert m["staleAt"] == "2030-01-01T11:59:30.000Z"
     assert "staleAt" in fields_of({**OK, "staleIn": None, "staleAt": "2029-12-31T11:59:59Z"})
+
+
+@pytest.mark.parametrize("traffic_type", [None, *CONTRACT["trafficTypes"]])
+def test_priority_defaults_by_traffic_type_from_the_contract(traffic_type):
+    m = parse_track_input({**OK, "trafficType": traffic_type}, NOW)
+    assert m["priority"] == CONTRACT["trafficPriority"][traffic_type or CONTRACT["defaultTrafficType"]]
+    assert CONTRACT["priority"]["min"] <= m["priority"] <= CONTRACT["priority"]["max"]
+
+
+def test_an_otp_goes_first_a_promotion_last_and_a_given_priority_wins():
+    # The table is the contract's (names.ts owns it).
+    assert CONTRACT["trafficPriority"]["AUTHENTICATION"] == CONTRACT["priority"]["min"]
+    assert CONTRACT["trafficPriority"]["PROMOTION"] == CONTRACT["priority"]["max"]
+    m = parse_track_input({**OK, "trafficType": "PROMOTION", "priority": 1}, NOW)
+    assert m["priority"] == 1 and type(m["priority"]) is int
+    assert parse_track_input({**OK, "priority": 4.0}, NOW)["priority"] == 4
+    assert fields_of({**OK, "priority": 6}) == ["priority"]
