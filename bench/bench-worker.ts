@@ -9,7 +9,7 @@
 //   BENCH_METRICS_PORT          serve the SDK's Prometheus metrics on 127.0.0.1:<port>
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { loadConfig } from '../config/index.ts';
+import { loadConfig, smsPerSecond } from '../config/index.ts';
 import { createActivities } from '../activities/index.ts';
 import { createFallbackChannel } from '../activities/fallback.ts';
 import { createRbmClient } from '../activities/rbm.ts';
@@ -41,6 +41,7 @@ async function main() {
     workflowsPath: benchWorkflowsPath,
     shutdownGraceTimeMs: 2_000,
     tuning,
+    smsPerSecond: smsPerSecond(config),
   });
   const running = worker.run();
   console.log(`bench worker running on ${config.TEMPORAL_TASK_QUEUE} ${JSON.stringify(tuning ?? {})}`);

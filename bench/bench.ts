@@ -36,12 +36,13 @@ import { fmt, spread } from './lib/stats.ts';
 import { summarizeProfiles } from './lib/cpuprofile.ts';
 import { DELIVER_AFTER_MS, PATH_KINDS, runPath, STALE_IN_MS, type PathKind, type PathRun } from './scenarios/paths.ts';
 import { runScale } from './scenarios/scale.ts';
+import { runWaves } from './scenarios/wave.ts';
 import { crashCheck, type CrashCheck } from './scenarios/crash.ts';
 import { writeReport } from './report.ts';
 import { SQLITE_SETTINGS, type BenchResults, type EngineRun } from './lib/results.ts';
 import { summarize } from './lib/summary.ts';
 
-const SCENARIOS = ['floor', 'delivered', 'revoke', 'webhook', 'scale', 'history', 'sqlite'] as const;
+const SCENARIOS = ['floor', 'delivered', 'revoke', 'webhook', 'wave', 'scale', 'history', 'sqlite'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `
@@ -58,9 +59,11 @@ const { values: flags } = toolArgs('bench', USAGE, {
   n: { type: 'string', default: '200' },
   runs: { type: 'string', default: '3' },
   concurrency: { type: 'string', default: '96' },
-  scale: { type: 'string', default: '20000,100000' },
+  scale: { type: 'string', default: '20000' },
   'scale-deliver': { type: 'string', default: '2000' },
   wave: { type: 'string' },
+  'sms-rate': { type: 'string', default: '100' },
+  'otp-share': { type: 'string', default: '0.2' },
   engine: { type: 'string', default: 'both' },
   'scale-runs': { type: 'string', default: '1' },
   only: { type: 'string' },
@@ -91,6 +94,9 @@ const SCALE_SIZES = [...new Set((flags.scale ?? '').split(',').map((v) => int('s
 const SCALE = SCALE_SIZES[SCALE_SIZES.length - 1] as number;
 // The deadline wave: 10,000 deadlines in one second, at most half the sleeping guards.
 const WAVE = flags.wave === undefined ? Math.min(10_000, Math.floor(SCALE / 2)) : Math.min(SCALE, int('wave', flags.wave, 1, 1_000_000));
+const SMS_RATE = int('sms-rate', flags['sms-rate'], 1, 100_000);
+const OTP_SHARE = Number(flags['otp-share']);
+if (!(OTP_SHARE > 0 && OTP_SHARE < 1)) fail(`--otp-share must be a fraction between 0 and 1, not ${flags['otp-share']}`);
 const SCALE_DELIVER = int('scale-deliver', flags['scale-deliver'], 0, 1_000_000);
 const ENGINES: EngineName[] =
   flags.engine === 'both' ? ['dev', 'postgres'] : flags.engine === 'dev' || flags.engine === 'postgres' ? [flags.engine] : fail(`--engine must be dev, postgres or both, not ${flags.engine}`);
@@ -388,6 +394,47 @@ async function scaleRun(run: number) {
   }
 }
 
+async function scenarioWave() {
+  if (!only.has('wave')) return;
+  say(
+    `Waves [${SCALE_ENGINE}]: ${fmt(WAVE)} deadlines in one second, one wave after the other on a fresh stack: the floor, guards (OTPs), ` +
+      `${Math.round(OTP_SHARE * 100)} % OTPs among promotions with the SMS provider limited to ${SMS_RATE}/s, guards on two worker processes`,
+  );
+  await withEnv('stack for the waves', envOptions(join(workDir, 'waves'), SCALE_ENGINE), async (env) => {
+    let b = bar('waves', WAVE, 'guards');
+    let phase = { name: '', total: 0, next: 0.1 };
+    const t0 = Date.now();
+    await runWaves(env, { count: WAVE, concurrency: CONCURRENCY, otpShare: OTP_SHARE, smsPerSecond: SMS_RATE }, {
+      phase(name, total) {
+        b.done();
+        b = bar(name, total, name.startsWith('wait') ? 's' : 'guards');
+        phase = { name, total, next: 0.1 };
+      },
+      tick(v) {
+        b.set(v);
+        if (!tty && v >= phase.next * phase.total) {
+          phase.next = Math.floor((v / phase.total) * 10 + 1) / 10;
+          say(`    ${fmt((Date.now() - t0) / 1000)} s  ${phase.name} ${fmt(v)}/${fmt(phase.total)}`);
+        }
+      },
+      done(r) {
+        (results.waves ??= []).push(r);
+        save();
+        const types = Object.entries(r.byType ?? {}).map(([t, l]) => `${t} p99 ${fmt(l.p99)} ms`).join(', ');
+        say(
+          `  ${r.kind} wave of ${fmt(r.count)} on ${r.workers} worker(s): drained in ${fmt(r.drainSeconds, 1)} s = ${fmt(r.perSecond, 1)}/s, deadline→${r.kind === 'floor' ? 'close' : 'SMS'} p50 ${fmt(r.latency.p50)} ms p99 ${fmt(r.latency.p99)} ms` +
+            (types ? ` (${types})` : '') +
+            (r.pacing ? `; SMS limit ${r.pacing.limitPerS}/s, at most ${r.pacing.maxObservedPerS} in a second, ${r.pacing.status429} × 429` : '') +
+            (r.beforeAllAsleep ? ' (some still falling asleep at T)' : '') +
+            `; CPU % of a core: server ${r.cpuPercent.server}, worker(s) ${r.cpuPercent.workers}, PostgreSQL ${r.cpuPercent.postgres}, bench ${r.cpuPercent.bench}, machine ${r.cpuPercent.machine} of 200` +
+            ` — ${r.correct ? 'correct' : `WRONG: ${r.smsGuards ?? '?'} texted, ${r.smsSends ?? '?'} SMS, ${r.fallbackSent ?? '?'} FALLBACK_SENT`}`,
+        );
+      },
+    });
+    b.done();
+  });
+}
+
 async function scenarioSqlite() {
   if (!only.has('sqlite')) return;
   const n = N;
@@ -438,6 +485,7 @@ try {
   }
   // Scale last: the longest by far; its checkpoints are saved (and summarized) as they are measured.
   await scenarioSqlite();
+  await scenarioWave();
   await scenarioScale();
 } catch (err) {
   exitCode = 1;
@@ -460,6 +508,6 @@ try {
   console.log(report.console);
   console.log(`\nFinished in ${fmt(results.meta.seconds / 60, 1)} min. Results: bench/results/${stamp}.json; report: bench/results/${stamp}.md; summary: bench/results/summary.json`);
   if (!flags.keep) rmSync(workDir, { recursive: true, force: true });
-  const failures = Object.values(results.engines ?? {}).flatMap((e) => Object.values(e.paths).flat()).reduce((s, r) => s + (r?.failures ?? 0), 0) + results.scale.filter((r) => !r.correct).length;
+  const failures = Object.values(results.engines ?? {}).flatMap((e) => Object.values(e.paths).flat()).reduce((s, r) => s + (r?.failures ?? 0), 0) + results.scale.filter((r) => !r.correct).length + (results.waves ?? []).filter((r) => !r.correct).length;
   process.exit(exitCode || (failures ? 1 : 0));
 }

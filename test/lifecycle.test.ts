@@ -71,13 +71,17 @@ describe('lifecycle: the deadline passes', () => {
     expect(states(g)).toEqual(['AWAITING_DELIVERY', 'REVOKING', 'CONFIRMING_DELIVERY', 'DELIVERED']);
   });
 
-  it('revoke 404 and no event within the grace: unknown, so an OTP falls back and a promotion ends DELIVERED_UNCONFIRMED', () => {
+  it('revoke 404 and no event within the grace: unknown, so an OTP falls back and a promotion ends UNRESOLVED (rules 4; before: DELIVERED_UNCONFIRMED)', () => {
     const otp = run(tracked(), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'ALREADY_DELIVERED' }, { type: 'GRACE_ELAPSED' });
     expect(otp.state).toBe('FALLBACK');
     const promo = message({ trafficType: 'PROMOTION', policy: { ...message().policy, onUnknown: 'no-fallback' } });
     const g = run(tracked(promo), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'ALREADY_DELIVERED' }, { type: 'GRACE_ELAPSED' });
-    expect(g.state).toBe('DELIVERED_UNCONFIRMED');
+    // A local revoke runs again after a worker crash: its 404 may answer our own landed DELETE.
+    expect(g.state).toBe('UNRESOLVED');
     expect(states(g)).not.toContain('FALLBACK');
+    const before = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'ALREADY_DELIVERED' }, { type: 'GRACE_ELAPSED' }] as LifecycleEvent[];
+    const rules3 = before.reduce((x, e) => step(x, e, NOW), initialGuard('wf', tracked(promo), NOW, 3));
+    expect(rules3.state).toBe('DELIVERED_UNCONFIRMED');
   });
 
   it('ambiguous revoke → RECHECK → late DELIVERED → DELIVERED (no SMS)', () => {

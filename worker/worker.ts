@@ -25,7 +25,8 @@ export interface GuardWorkerOptions {
   /**
    * The SMS provider's throughput limit (messages/s for the account or sender), held across every
    * worker: the server hands out the SMS queue's tasks no faster (maxTaskQueueActivitiesPerSecond).
-   * Unset: unpaced. config: TWILIO_MESSAGES_PER_SECOND / FALLBACK_HTTP_MESSAGES_PER_SECOND.
+   * Unset: this worker names no rate, and the queue keeps the one its pollers last named (none ever:
+   * unpaced); to lift a limit, name a high one. config: TWILIO_ / FALLBACK_HTTP_MESSAGES_PER_SECOND.
    */
   smsPerSecond?: number;
   /** Tuning knobs the benchmarks measured, over DEFAULT_TUNING; see bench/README.md. */

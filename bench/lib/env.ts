@@ -41,6 +41,8 @@ export interface EnvOptions {
 
 export interface BenchEnv {
   stack: LocalStack;
+  /** The environment of another guard worker on this stack (bench/bench-worker.ts), over `extra`. */
+  guardWorkerEnv(extra?: Record<string, string>): Record<string, string>;
   floorWorker: BenchWorker;
   /** The guards' worker: the stack's (undefined here) or a bench worker. */
   guardBenchWorker: BenchWorker | undefined;
@@ -122,6 +124,7 @@ export async function startBenchEnv(options: EnvOptions): Promise<BenchEnv> {
   const floor = floorWorker;
   return {
     stack,
+    guardWorkerEnv: (extra = {}) => ({ ...benchEnv(stack.taskQueue), ...extra }),
     floorWorker: floor,
     guardBenchWorker,
     guardWorkerPid: () => (guardBenchWorker ? guardBenchWorker.process.pid : stack.worker.process?.pid),

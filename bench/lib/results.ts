@@ -1,4 +1,5 @@
 // The shape of bench/results/<timestamp>.json, shared by bench.ts (which fills it) and report.ts.
+import type { WaveRun } from '../scenarios/wave.ts';
 import type { WebhookBenchResult } from '../webhook-bench.ts';
 import type { CrashCheck } from '../scenarios/crash.ts';
 import type { PathKind, PathRun } from '../scenarios/paths.ts';
@@ -59,6 +60,8 @@ export interface BenchResults {
   history?: EngineRun['history'];
   webhook: WebhookBenchResult[];
   scale: ScaleRun[];
+  /** The waves scenario (bench/scenarios/wave.ts): floor, guard, mixed and paced, two workers. */
+  waves?: WaveRun[];
   /** Scenario 5's checkpoints as they were measured (a run cut short keeps them). */
   scaleCheckpoints?: Checkpoint[];
   sqlite: { name: string; pragmas: string[]; note: string; revoke: PathRun[]; floor: PathRun[]; crash: CrashCheck | null }[];

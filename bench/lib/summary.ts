@@ -6,6 +6,7 @@ import { STEPS, type HistoryFigures, type Step } from './history.ts';
 import { engineRuns, type BenchResults, type EngineRun } from './results.ts';
 import { spread, type Spread } from './stats.ts';
 import type { ScaleRun } from '../scenarios/scale.ts';
+import type { WaveRun } from '../scenarios/wave.ts';
 
 /** Per-run ratios guard/floor (runs are paired by index: they ran side by side). */
 export function ratios(guard: PathRun[] | undefined, floor: PathRun[] | undefined): Spread {
@@ -54,6 +55,18 @@ export interface Summary {
   cpuMsPerMessage: Record<EngineName, Partial<Record<PathKind, { worker: number | null; server: number | null; postgres: number | null; webhook: number | null }>> | null>;
   /** Everything else on the machine during scenarios 1–3: median percent of one core. */
   othersCpuPercent: Record<EngineName, number | null>;
+  /** The waves scenario (bench/scenarios/wave.ts): drain rates and deadline → SMS p99 of each wave. */
+  wave: {
+    guardPerS: number | null;
+    floorPerS: number | null;
+    /** guard ÷ floor drain rate, same stack, same count, one after the other. */
+    guardOverFloor: number | null;
+    p99Ms: number | null;
+    mixed: { otpP99Ms: number | null; promoP99Ms: number | null };
+    twoWorkers: { guardPerS: number | null };
+    correct: boolean | null;
+  };
+  smsPacing: { limitPerS: number | null; maxObservedPerS: number | null; status429: number | null };
   scale: {
     engine: string | null;
     workerRssMiB: Record<string, number | null>;
@@ -91,6 +104,8 @@ export function summarize(results: BenchResults, command: string, complete = tru
     for (const r of results.scale) out[String(r.guards)] = f(r);
     return out;
   };
+  const wave = (kind: WaveRun['kind']) => (results.waves ?? []).filter((w) => w.kind === kind).slice(-1)[0];
+  const [floorWave, guardWave, mixedWave, twoWave] = [wave('floor'), wave('guard'), wave('mixed'), wave('twoWorkers')];
   return {
     startedAt: results.meta.startedAt,
     command,
@@ -124,6 +139,20 @@ export function summarize(results: BenchResults, command: string, complete = tru
       const all = Object.values(r.paths).flat();
       return all.length ? num(spread(all.map((x) => (100 * x.cpu.foreign) / x.cpu.wall)).median) : null;
     }),
+    wave: {
+      guardPerS: num(guardWave?.perSecond ?? NaN),
+      floorPerS: num(floorWave?.perSecond ?? NaN),
+      guardOverFloor: num((guardWave?.perSecond ?? NaN) / (floorWave?.perSecond ?? NaN)),
+      p99Ms: num(guardWave?.latency.p99 ?? NaN),
+      mixed: { otpP99Ms: num(mixedWave?.byType?.AUTHENTICATION?.p99 ?? NaN), promoP99Ms: num(mixedWave?.byType?.PROMOTION?.p99 ?? NaN) },
+      twoWorkers: { guardPerS: num(twoWave?.perSecond ?? NaN) },
+      correct: results.waves?.length ? results.waves.every((w) => w.correct) : null,
+    },
+    smsPacing: {
+      limitPerS: mixedWave?.pacing?.limitPerS ?? null,
+      maxObservedPerS: mixedWave?.pacing?.maxObservedPerS ?? null,
+      status429: mixedWave?.pacing?.status429 ?? null,
+    },
     scale: {
       engine: results.scale[0]?.engine ?? (results.scale.length || results.scaleCheckpoints?.length ? (results.meta.scaleEngine ?? 'dev') : null),
       workerRssMiB: bySize((c) => num(c.rss.worker)),
