@@ -6,17 +6,24 @@
 // retry really passes), cancels and extends — up to the budgets below, over a grid of policies —
 // driven through the pure step()/nextAction(). In every end state the promise must hold: delivered
 // XOR exactly one SMS, or the outcome says why not.
+//
+// It checks today's rules (GUARD_RULES); EXHAUSTIVE_RULES=2 (or 3) checks older ones, which are
+// expected to fail it. Rules 4 revokes in a local activity: a worker crash reruns it from attempt 1,
+// so the model offers that crash (the DELETE landed, its answer never recorded, the rerun gets 404).
 import { describe, expect, it } from 'vitest';
 import {
   ACTIVITY_ATTEMPT_TIMEOUT_MS,
+  GUARD_RULES,
   OUTCOMES,
   PROVIDER_SETTLE_MS,
   revokeRoundBudgetMs,
+  RULES_VERSIONS,
   SMS_ATTEMPT_BUDGET_MS,
   SMS_OUTCOMES,
   type GuardEventType,
   type GuardInput,
   type Outcome,
+  type RulesVersion,
   type TimelineEntry,
   type TrackedMessage,
 } from '../workflows/contract.ts';
@@ -85,6 +92,20 @@ const LATE_CREATE_MS = 5_000;
 // One scenario breaks that assumption, where the docs promise less (below, in violation()).
 const TOO_SLOW_MS = PROVIDER_SETTLE_MS + 5_000;
 const ORPHAN_AFTER_MS = 600_000;
+// A worker crash during a local revoke: Temporal retries the workflow task after its timeout (10 s, the
+// default the guard runs with), and the rerun's first answer comes a second later.
+const CRASH_RERUN_MS = 10_000 + 1000;
+const CRASH_RERUN = 'worker crash: the DELETE landed, its answer never recorded; the rerun (attempt 1) gets 404';
+
+/** The rules the model checks, and whether the revoke is a local activity (a crash reruns it). */
+interface Model {
+  rules: RulesVersion;
+  localRevoke: boolean;
+  /** What the model reached (the paths it claims to cover must show up, last test). */
+  reached: Set<string>;
+}
+const RULES = Number(process.env.EXHAUSTIVE_RULES ?? GUARD_RULES) as RulesVersion;
+if (!(RULES_VERSIONS as readonly number[]).includes(RULES)) throw new Error(`EXHAUSTIVE_RULES ${String(process.env.EXHAUSTIVE_RULES)}: not one of ${RULES_VERSIONS.join(', ')}`);
 
 function message(s: Scenario): TrackedMessage {
   return {
@@ -108,8 +129,9 @@ function message(s: Scenario): TrackedMessage {
   };
 }
 
-/** What the model reached, over every scenario: the paths it claims to cover must show up (last test). */
+/** What the model reached, over every scenario of the rules under check. */
 const reached = new Set<string>();
+const model: Model = { rules: RULES, localRevoke: RULES >= 4, reached };
 /** Timeline reasons worth seeing reached, by name. */
 const REASONS: [string, RegExp][] = [
   ['a blind resend lost its answer too', /none, one or two SMS/],
@@ -129,7 +151,7 @@ function extendTargets(s: Scenario, staleAt: string): string[] {
 }
 
 /** Every move that can happen next, each as the world after it. */
-function moves(w: World, s: Scenario, input: GuardInput): World[] {
+function moves(w: World, s: Scenario, input: GuardInput, { localRevoke, reached }: Model): World[] {
   if (w.done) return [];
   const out: World[] = [];
   const at = iso(w.clock);
@@ -187,9 +209,12 @@ function moves(w: World, s: Scenario, input: GuardInput): World[] {
     case 'wait-stale':
       out.push(next('stale', {}, { type: 'STALE' }, wait(action.until, 0)));
       break;
-    case 'wait-grace':
-      out.push(next('grace ends', {}, { type: 'GRACE_ELAPSED' }, wait(action.until, action.ms)));
+    case 'wait-grace': {
+      const after = next('grace ends', {}, { type: 'GRACE_ELAPSED' }, wait(action.until, action.ms));
+      if (afterCrashRerun(w)) reached.add(`after a worker crash’s rerun 404, the grace ends in ${after.guard.state}`);
+      out.push(after);
       break;
+    }
     case 'wait-retry': {
       // The settle is real time: a slow Twilio's SMS is listed by then, or the next lookup misses it.
       const dt = wait(action.until, 0);
@@ -223,6 +248,8 @@ function moves(w: World, s: Scenario, input: GuardInput): World[] {
         out.push(revoked('REVOKED', 1, 'landed', 1000, { truth: 'revoked' }));
         if (fault) {
           out.push(revoked('ALREADY_DELIVERED', 2, '200 lost, the retry gets 404', retried, { truth: 'revoked', ...fault }));
+          // A local revoke: the worker died after its DELETE landed; the retried workflow task reruns it.
+          if (localRevoke) out.push(revoked('ALREADY_DELIVERED', 1, CRASH_RERUN, CRASH_RERUN_MS, { truth: 'revoked', ...fault }));
           out.push(revoked('AMBIGUOUS', 1, 'landed, every answer lost', round, { truth: 'revoked', ...fault }));
           out.push(revoked('AMBIGUOUS', 1, 'hung, never landed', round, { ...fault }));
           out.push(revoked('REVOKED', 2, '5xx, then 200', retried, { truth: 'revoked', ...fault }));
@@ -270,6 +297,16 @@ function moves(w: World, s: Scenario, input: GuardInput): World[] {
     }
   }
   return out;
+}
+
+/**
+ * Waiting for a DELIVERED after a 404 on attempt 1 for a message our own DELETE revoked, with no earlier
+ * round in doubt: only a crash's rerun leaves the guard there (a retry's 404 comes on attempt 2, and its
+ * doubt names attempt 1, not the crash).
+ */
+function afterCrashRerun(w: World): boolean {
+  const g = w.guard;
+  return g.state === 'CONFIRMING_DELIVERY' && w.truth === 'revoked' && !g.revokeMayHaveLanded && /after a worker crash/.test(g.doubt404 ?? '');
 }
 
 /** Told, after the timeline entries one step added. */
@@ -324,6 +361,8 @@ function violation(w: World, s: Scenario): string | null {
   }
   // REVOKE_ERROR says RBM refused the revoke: not when a DELETE of ours had landed (revoked, and no SMS).
   if (o === 'REVOKE_ERROR' && w.truth === 'revoked') return 'REVOKE_ERROR, but a DELETE of the guard’s had landed: revoked, not texted';
+  // DELIVERED_UNCONFIRMED says a 404 had nothing else to explain it: our landed DELETE explains it.
+  if (o === 'DELIVERED_UNCONFIRMED' && w.truth === 'revoked') return 'DELIVERED_UNCONFIRMED, but a DELETE of the guard’s had landed: revoked, not delivered';
   const cannotArrive = w.truth === 'revoked' || w.truth === 'expired' || w.truth === 'never-created';
   if (cannotArrive && n === 0) {
     const says = ['FALLBACK_FAILED', 'FALLBACK_UNCONFIRMED', 'FALLBACK_MAYBE_TWICE', 'CANCELLED', 'REVOKE_ERROR', 'SEND_ERROR', 'ORPHANED'];
@@ -369,11 +408,12 @@ function movesOf(trail: Trail | null): string[] {
   return out;
 }
 
-function explore(s: Scenario) {
+function explore(s: Scenario, model: Model) {
+  const { reached } = model;
   const m = message(s);
   const input: GuardInput = s.early ? { agentId: m.agentId, messageId: m.messageId, orphanAfterMs: ORPHAN_AFTER_MS } : { agentId: m.agentId, messageId: m.messageId, message: m };
   const start: World = {
-    guard: initialGuard('wf', input, iso(T0)),
+    guard: initialGuard('wf', input, iso(T0), model.rules),
     truth: s.guardSends ? 'never-created' : 'queued',
     sms: [],
     pending: [],
@@ -406,6 +446,7 @@ function explore(s: Scenario) {
         if (re.test(last.reason) && s.platformTtl) reached.add(`${name} (platform TTL)`);
       }
       if (last.event === 'TRACKED' && w.guard.timeline.length > 1) reached.add('tracked after an early event');
+      if (last.event === 'REVOKE_404' && afterCrashRerun(w)) reached.add('a worker crash’s rerun 404 (the DELETE had landed) proves nothing');
     }
     if (w.done) {
       ends += 1;
@@ -419,7 +460,7 @@ function explore(s: Scenario) {
       return 1;
     }
     let n = 0;
-    for (const nw of moves(w, s, input)) n += walk(nw, depth + 1);
+    for (const nw of moves(w, s, input, model)) n += walk(nw, depth + 1);
     seen.set(key, n);
     return n;
   };
@@ -451,26 +492,36 @@ scenarios.push({ name: 'twilio, fallback, ttl true, started by an event', provid
 scenarios.push({ name: 'twilio, fallback, a create slower than the settle, 3 SMS attempts', provider: 'twilio', onUnknown: 'fallback', platformTtl: false, guardSends: false, ...today, fallbackAttempts: 3, lateCreateMs: TOO_SLOW_MS });
 scenarios.push({ name: 'http, no-fallback, ttl true, started by an event', provider: 'http', onUnknown: 'no-fallback', platformTtl: true, guardSends: false, ...today, early: true });
 
-describe(`lifecycle, exhaustively (${FAULTS} faults per run on events, sends and revokes; ${SMS_FAULTS} on the SMS leg)`, () => {
+describe(`lifecycle, exhaustively: rules ${RULES} (${FAULTS} faults per run on events, sends and revokes; ${SMS_FAULTS} on the SMS leg)`, () => {
   it('the slow Twilio lists its late SMS inside the settle (the model tests the rule), but in one scenario', () => {
     expect(LATE_CREATE_MS).toBeLessThan(PROVIDER_SETTLE_MS);
     expect(scenarios.filter((s) => s.lateCreateMs >= PROVIDER_SETTLE_MS)).toHaveLength(1);
   });
-  const totals = { paths: 0, worlds: 0, ms: 0 };
+  const totals = { paths: 0, worlds: 0, violating: 0, ms: 0 };
   for (const s of scenarios) {
     it(s.name, () => {
       const t = performance.now();
-      const r = explore(s);
+      const r = explore(s, model);
       totals.ms += performance.now() - t;
       totals.paths += r.paths;
       totals.worlds += r.worlds;
+      totals.violating += r.violating;
       expect(r.violations).toEqual([]);
       expect(r.ends).toBeGreaterThan(0);
     });
   }
   it('covers the interleavings it claims', () => {
-    console.log(`exhaustive check: ${totals.paths} interleavings, ${totals.worlds} distinct states, ${scenarios.length} scenarios, ${(totals.ms / 1000).toFixed(1)} s`);
+    const violating = totals.violating ? `, ${totals.violating} violating end states` : '';
+    console.log(`exhaustive check (rules ${RULES}): ${totals.paths} interleavings, ${totals.worlds} distinct states, ${scenarios.length} scenarios${violating}, ${(totals.ms / 1000).toFixed(1)} s`);
     expect(totals.paths).toBeGreaterThan(100_000);
+    // A 404 that proves delivery, and what it leads to for a promotion: never in rules 4, where any 404
+    // may be a crash's rerun after our own DELETE landed. The crash's paths instead.
+    const cleanProof = ['outcome DELIVERED_UNCONFIRMED', 'a clean 404 (before TTL − 60 s, with one)', 'a clean 404 (before TTL − 60 s, with one) (platform TTL)'];
+    const crash = [
+      'a worker crash’s rerun 404 (the DELETE had landed) proves nothing',
+      // An OTP falls back (R43), a promotion (or a message without fallback text) ends UNRESOLVED.
+      ...['FALLBACK', 'UNRESOLVED'].map((state) => `after a worker crash’s rerun 404, the grace ends in ${state}`),
+    ];
     const claimed = [
       ...OUTCOMES.map((o) => `outcome ${o}`),
       ...['FALLBACK_FOUND', 'FALLBACK_LOOKUP_FAILED', 'SEND_REFUSED', 'REVOKE_REFUSED', 'ORPHAN_WINDOW_ELAPSED', 'STARTED_BY_EVENT', 'tracked after an early event'],
@@ -482,7 +533,20 @@ describe(`lifecycle, exhaustively (${FAULTS} faults per run on events, sends and
       ...REASONS.map(([name]) => name),
       'a clean 404 (before TTL − 60 s, with one) (platform TTL)',
       'a 404 after TTL − 60 s (platform TTL)',
-    ];
+      ...(model.localRevoke ? crash : []),
+    ].filter((c) => !model.localRevoke || !cleanProof.includes(c));
     expect(claimed.filter((c) => !reached.has(c))).toEqual([]);
+    if (model.localRevoke) expect(cleanProof.filter((c) => reached.has(c))).toEqual([]);
+  });
+  it('the crash is a fault the check catches: rules 3, its revoke rerun, calls our own revoke a delivery', () => {
+    // Rules 3's state machine fed a local revoke: the rerun's 404 on attempt 1 proves delivery to it.
+    const promotion = scenarios.find((s) => s.name === 'twilio, no-fallback, ttl false, sends false');
+    if (!promotion) throw new Error('no such scenario');
+    const r = explore(promotion, { rules: 3, localRevoke: true, reached: new Set() });
+    expect(r.violating).toBeGreaterThan(0);
+    for (const v of r.violations) {
+      expect(v).toMatch(/^DELIVERED_UNCONFIRMED, but a DELETE of the guard’s had landed/);
+      expect(v).toContain(CRASH_RERUN);
+    }
   });
 });
