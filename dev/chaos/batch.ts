@@ -39,6 +39,11 @@ export interface ChaosMessage {
   /** A backend-sent message's own platform TTL, in ms after it was sent (none = no TTL). */
   expireInMs: number | null;
   timing: DeliveryTiming;
+  /**
+   * The deadline wave (ms after the batch starts): RCS is down for these, so their deadlines all fall
+   * in that one second (staleAt = batch start + waveAtMs, not sentAt + staleInMs). null: not in it.
+   */
+  waveAtMs: number | null;
   /** Only when the phone takes it and what the TTL does; the simulator draws every fault on top. */
   plan: Pick<DeliveryPlan, 'deliverAfterMs'> & Partial<Pick<DeliveryPlan, 'ttlOutcome'>>;
   policy: GuardPolicy;
@@ -67,9 +72,17 @@ export interface BatchOptions {
   /** Messages are sent evenly over this window (a backend's traffic, not one burst). */
   arrivalWindowMs: number;
   agentId?: string;
+  /** Share of the messages sent early enough that join the deadline wave (default 0: none). */
+  waveShare?: number;
 }
 
-export function chaosBatch({ n, seed, arrivalWindowMs, agentId = 'chaos-agent' }: BatchOptions): ChaosMessage[] {
+/** The wave's second: after 60 % of the arrivals, plus the shortest OTP deadline. */
+export function waveAtMs(arrivalWindowMs: number): number {
+  return Math.ceil((0.6 * arrivalWindowMs + 14_000) / 1000) * 1000;
+}
+
+export function chaosBatch({ n, seed, arrivalWindowMs, agentId = 'chaos-agent', waveShare = 0 }: BatchOptions): ChaosMessage[] {
+  const waveAt = waveAtMs(arrivalWindowMs);
   const random = seededRandom(seed);
   const between = (lo: number, hi: number) => Math.round(lo + random() * (hi - lo));
   const runTag = (seed >>> 0).toString(36);
@@ -81,10 +94,13 @@ export function chaosBatch({ n, seed, arrivalWindowMs, agentId = 'chaos-agent' }
     // An OTP valid 10 minutes → 12–20 s; a promotion valid hours → 15–25 s. The floor stays well
     // above a Temporal outage plus its restart on a busy machine, so a backend retrying track()
     // still tracks before the deadline (track() refuses a deadline in the past).
-    const staleInMs = promo ? between(15_000, 25_000) : between(12_000, 20_000);
+    const sendAtMs = Math.round((index * arrivalWindowMs) / Math.max(1, n));
+    // In the wave, RCS is down: most never arrive, a few just around the deadline (the race).
+    const inWave = sendAtMs <= waveAt - 12_000 && random() < waveShare;
+    const staleInMs = inWave ? waveAt - sendAtMs : promo ? between(15_000, 25_000) : between(12_000, 20_000);
 
     const t = random();
-    const timing: DeliveryTiming = t < 0.5 ? 'in-time' : t < 0.62 ? 'near-deadline' : 'never';
+    const timing: DeliveryTiming = inWave ? (t < 0.85 ? 'never' : 'near-deadline') : t < 0.5 ? 'in-time' : t < 0.62 ? 'near-deadline' : 'never';
     const deliverAfterMs =
       timing === 'in-time'
         ? between(200, Math.round(staleInMs * 0.85))
@@ -106,8 +122,9 @@ export function chaosBatch({ n, seed, arrivalWindowMs, agentId = 'chaos-agent' }
       messageId: `chaos-${runTag}-${String(index).padStart(5, '0')}`,
       phone: `+1444${String(index).padStart(7, '0')}`,
       trafficType: kind === 'otp' ? 'AUTHENTICATION' : kind === 'txn-guard-sent' ? 'TRANSACTION' : 'PROMOTION',
-      sendAtMs: Math.round((index * arrivalWindowMs) / Math.max(1, n)),
+      sendAtMs,
       staleInMs,
+      waveAtMs: inWave ? waveAt : null,
       fallbackText: kind === 'promo-rbm-only' ? null : kind === 'otp' ? `Your code is ${between(100000, 999999)}` : `Message ${index}`,
       sendText: kind === 'txn-guard-sent' ? `Your order ${index} has shipped` : null,
       expireInMs,

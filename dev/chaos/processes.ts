@@ -1,5 +1,6 @@
-// The chaos run's process faults: the worker SIGKILLed three times, the webhook once, Temporal stopped
-// and restarted on the same SQLite file once, at seeded moments while guards are deciding. On the
+// The chaos run's process faults: the worker SIGKILLed three times (the first into the deadline wave,
+// while its local revokes run), the webhook once, Temporal stopped and restarted on the same SQLite
+// file once, at seeded moments while guards are deciding. On the
 // PostgreSQL engine the Temporal server is SIGKILLed instead, and PostgreSQL itself is stopped (fast
 // shutdown) and started again once.
 import type { LocalStack } from '../stack/local-stack.ts';
@@ -27,7 +28,15 @@ export interface PlannedFault {
  * Three worker kills and one webhook kill spread over the whole active window, in a seeded order; the
  * Temporal restart always while the backend is still tracking (so track() has to ride it out).
  */
-export function processFaultSchedule(random: () => number, fromMs: number, toMs: number, trackingUntilMs: number, engine: 'dev' | 'postgres' = 'dev'): PlannedFault[] {
+export function processFaultSchedule(
+  random: () => number,
+  fromMs: number,
+  toMs: number,
+  trackingUntilMs: number,
+  engine: 'dev' | 'postgres' = 'dev',
+  /** A deadline wave's second: the first worker kill lands 0.3–1 s into it, while its revokes run. */
+  waveAtMs?: number,
+): PlannedFault[] {
   const during = () => Math.round(2_000 + random() * 0.6 * Math.max(0, trackingUntilMs - 2_000));
   const temporal = { what: engine === 'postgres' ? ('Temporal server SIGKILL' as const) : ('Temporal stop/restart' as const), at: during() };
   const kinds: ProcessFault['what'][] = ['worker SIGKILL', 'worker SIGKILL', 'worker SIGKILL', 'webhook SIGKILL'];
@@ -38,6 +47,8 @@ export function processFaultSchedule(random: () => number, fromMs: number, toMs:
   }
   const slot = (toMs - fromMs) / kinds.length;
   const kills = kinds.map((what, i) => ({ what, at: Math.round(fromMs + i * slot + random() * slot * 0.6) }));
+  const first = kills.find((k) => k.what === 'worker SIGKILL');
+  if (first && waveAtMs !== undefined) first.at = waveAtMs + 300 + Math.round(random() * 700);
   return [...kills, temporal].sort((a, b) => a.at - b.at);
 }
 

@@ -21,7 +21,10 @@ import type { RandomFaults } from '../sim/rbm-simulator.ts';
 import type { SmsProvider, SmsRandomFaults } from '../sim/sms-sink.ts';
 import { startLocalStack, STACK_REQUEST_TIMEOUTS } from '../stack/local-stack.ts';
 import { seededRandom } from '../random.ts';
-import { CHAOS_POLICY, chaosBatch, type ChaosMessage } from './batch.ts';
+import { CHAOS_POLICY, chaosBatch, waveAtMs, type ChaosMessage } from './batch.ts';
+
+/** Share of the early messages whose deadlines fall in one second: the outage moment, with a worker kill inside it. */
+const WAVE_SHARE = 0.35;
 import { check, type CheckedMessage } from './checker.ts';
 import { collectGuards, collectLateRecords, countOpen, percentiles, trackWithRetry } from './collect.ts';
 import { fallbackFailedCheck } from './fallback-failed.ts';
@@ -162,14 +165,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     stack.sink.setRandomFaults({ seed: seed ^ 0x5eed, ...SINK_FAULT_RATES });
 
     const arrivalWindowMs = Math.max(9_000, n * 60); // ~16 messages a second
-    const batch = chaosBatch({ n, seed, arrivalWindowMs });
+    const batch = chaosBatch({ n, seed, arrivalWindowMs, waveShare: WAVE_SHARE });
+    const wave = batch.filter((m) => m.waveAtMs !== null).length;
     const maxStaleIn = Math.max(...batch.map((m) => m.staleInMs));
     const random = seededRandom(seed ^ 0xc4a05);
 
     // ---- process faults, at seeded random moments while guards are deciding ----
     // Kills from the first deadline on (when revokes and SMS are in flight) to the last deadline.
     const minStaleIn = Math.min(...batch.map((m) => m.staleInMs));
-    const schedule = kills ? processFaultSchedule(random, minStaleIn, arrivalWindowMs + maxStaleIn + 6_000, arrivalWindowMs, stack.postgres ? 'postgres' : 'dev') : [];
+    const schedule = kills ? processFaultSchedule(random, minStaleIn, arrivalWindowMs + maxStaleIn + 6_000, arrivalWindowMs, stack.postgres ? 'postgres' : 'dev', wave ? waveAtMs(arrivalWindowMs) : undefined) : [];
+    if (wave) progress(`A deadline wave: ${wave} of the ${n} deadlines at ${(waveAtMs(arrivalWindowMs) / 1000).toFixed(0)} s, a worker SIGKILL inside it.`);
     const processFaults: ProcessFault[] = [];
     const start = Date.now();
     const scheduler = (async () => {
@@ -190,7 +195,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const backend = batch.map(async (m) => {
       await sleep(start + m.sendAtMs - Date.now());
       const sentAt = Date.now();
-      const staleAt = sentAt + m.staleInMs;
+      const staleAt = m.waveAtMs !== null ? start + m.waveAtMs : sentAt + m.staleInMs;
       const expireTime = m.expireInMs === null ? undefined : new Date(sentAt + m.expireInMs).toISOString();
       if (m.sendText) {
         stack.sim.plan(m.messageId, m.plan); // applied when the guard's send reaches the platform
