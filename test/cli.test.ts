@@ -97,6 +97,8 @@ describe('bad input: one line on stderr, exit code, nothing reaches Temporal', (
     ['bad phone', ['track', '--agent', 'a', '--message-id', 'm', '--phone', '555-0100', '--stale-in', '10m'], 'error: --phone: must be an E.164 number like +14155550100'],
     ['no agent', ['track', '--message-id', 'm', '--phone', PHONE, '--stale-in', '10m'], 'error: --agent is required (or set RBM_AGENT_ID)'],
     ['unknown traffic type', track('--stale-in', '10m', '--traffic-type', 'spam'), "error: option '--traffic-type <type>' argument 'spam' is invalid. Unknown traffic type; expected one of AUTHENTICATION, TRANSACTION, PROMOTION, SERVICEREQUEST, ACKNOWLEDGEMENT."],
+    ['priority past 5', track('--stale-in', '10m', '--priority', '6'), 'error: --priority: at most 5 (last)'],
+    ['priority not a number', track('--stale-in', '10m', '--priority', 'high'), "error: option '--priority <n>' argument 'high' is invalid. Expected a whole number ≥ 1."],
     ['extend: bad date', ['extend', ID, '--stale-at', 'next week'], 'error: --stale-at: not an ISO-8601 date-time with a zone: next week'],
     ['extend: bare date', ['extend', ID, '--stale-at', '2030-01-01'], 'error: --stale-at: not an ISO-8601 date-time with a zone: 2030-01-01'],
     ['extend: no date', ['extend', ID], "error: required option '--stale-at <iso>' not specified"],

@@ -1,7 +1,7 @@
 // One test per outcome, on a real Temporal dev server, with the RBM simulator and the SMS sink over
 // real HTTP. Each asserts the outcome, the timeline and what the SMS sink received.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guardWorkflowId, type GuardStatus } from '../workflows/contract.ts';
+import { guardWorkflowId, smsTaskQueue, type GuardStatus } from '../workflows/contract.ts';
 import { ValidationError } from '../client/track-input.ts';
 import { HistoryRecorder } from './support/histories.ts';
 import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
@@ -53,6 +53,23 @@ describe.concurrent('guard outcomes on a real server', () => {
     const sent = stack.sink.sends.find((s) => s.to === m.phone);
     expect(sent?.text).toBe('code for revoked');
     expect(sent?.idempotencyKey).toBe(guardWorkflowId(m.agentId, m.messageId));
+  });
+
+  // Rules 4: in a wave, priority orders the guards' workflow tasks and their SMS (names.ts, TRAFFIC_PRIORITY).
+  it('a guard runs at its priority, its SMS too, on the paced SMS queue: by traffic type, or the one the track names', async () => {
+    const otp = await sendAndTrackOn(stack, 'priority-otp', { deliverAfterMs: null });
+    const promo = await sendAndTrackOn(stack, 'priority-promo', { deliverAfterMs: null }, { trafficType: 'PROMOTION', policy: { ...testMessage('p').policy, onUnknown: 'fallback' } });
+    const named = await sendAndTrackOn(stack, 'priority-named', { deliverAfterMs: null }, { trafficType: 'PROMOTION', priority: 2 });
+    for (const [m, key] of [[otp, 1], [promo, 5], [named, 2]] as const) {
+      expect((await stack.result(m.workflowId)).outcome).toBe('FALLBACK_SENT');
+      const handle = stack.client.workflow.getHandle(m.workflowId);
+      const { raw } = await handle.describe();
+      expect(raw.workflowExecutionInfo?.priority?.priorityKey, m.workflowId).toBe(key);
+      const sms = (await handle.fetchHistory()).events?.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendFallback')?.activityTaskScheduledEventAttributes;
+      expect(sms?.priority?.priorityKey).toBe(key);
+      expect(sms?.taskQueue?.name).toBe(smsTaskQueue(stack.taskQueue));
+      expect((await handle.describe()).raw.executionConfig?.taskQueue?.name).toBe(stack.taskQueue);
+    }
   });
 
   it('revoke 404 (already delivered): DELIVERED after the event, no SMS', async () => {
@@ -266,6 +283,8 @@ describe('client: track', () => {
     ['a fallback text over the SMS limit', { fallbackText: 'x'.repeat(2000) }, 'fallbackText: at most 1530 characters'],
     ['an unknown policy value', { policy: { onUnknown: 'maybe' } }, 'policy.onUnknown'],
     ['an unknown traffic type', { trafficType: 'SPAM' }, 'trafficType'],
+    ['a priority past 5', { priority: 6 }, 'priority: at most 5 (last)'],
+    ['a priority that is not whole', { priority: 1.5 }, 'priority: must be a whole number'],
   ])('refuses %s before anything reaches Temporal', async (_label, override, message) => {
     const m = testMessage('bad');
     const input = { ...m, staleIn: '1h', fallbackText: 'x', ...override };

@@ -34,6 +34,7 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
     ttl: opts.ttl,
     fallbackText: opts.fallbackText,
     trafficType: opts.trafficType,
+    priority: opts.priority,
   };
   // Validate (and turn --stale-in into a deadline) before connecting; the guard gets this exact deadline.
   const message = parseTrackInput(input);
@@ -53,6 +54,7 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
       ['stale at', `${message.staleAt} (${relative(message.staleAt)})`],
       ['fallback', message.fallback ? message.fallback.channel : 'none'],
       ['traffic', message.trafficType],
+      ['priority', String(message.priority)],
       ['run', result.runId ?? '—'],
     ]),
   );

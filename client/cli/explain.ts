@@ -19,6 +19,7 @@ const FLAG_OF_FIELD: Record<string, string> = {
   ttl: '--ttl',
   fallbackText: '--fallback-text',
   trafficType: '--traffic-type',
+  priority: '--priority',
   state: '--state',
   outcome: '--outcome',
   limit: '--limit',

@@ -39,6 +39,7 @@ export interface TrackOptions {
   ttl?: string;
   fallbackText?: string;
   trafficType?: MessageTrafficType;
+  priority?: number;
   json?: boolean;
 }
 export interface CancelOptions {
@@ -107,6 +108,7 @@ Exit codes: 0 ok, 1 refused or partly done, 2 bad input, 3 Temporal unreachable,
         oneOf(MESSAGE_TRAFFIC_TYPES, 'traffic type'),
       ),
     )
+    .addOption(new Option('--priority <n>', 'Temporal task priority, 1 (first) to 5 (default: by traffic type)').argParser(positiveInt))
     .option('--json', 'machine-readable output')
     .action(async (opts: TrackOptions) => (await commands()).track(ctx, opts));
 
