@@ -12,8 +12,8 @@ import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
 import { dataConverter, ephemeralEncryption } from '../client/codec.ts';
 import { GuardClient } from '../client/guard-client.ts';
-import { startApiServer } from '../client/api/server.ts';
-import { startDevServer } from '../worker/dev-server.ts';
+import { startApiServer } from '../service/api/server.ts';
+import { startDevServer } from '../service/engine/dev-server.ts';
 import { fmt, latency } from './lib/stats.ts';
 
 const n = Number(process.argv[process.argv.indexOf('--n') + 1] || 300);

@@ -18,16 +18,16 @@
 //
 // Flags: `npm run bench -- --help`.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import type { EngineName } from '../worker/engine/select.ts';
-import { pinnedVersions } from '../worker/engine/postgres.ts';
-import { postgresBinDir } from '../worker/engine/postgres-cluster.ts';
+import type { EngineName } from '../service/engine/select.ts';
+import { pinnedVersions } from '../service/engine/postgres.ts';
+import { postgresBinDir } from '../service/engine/postgres-cluster.ts';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toolArgs } from '../config/args.ts';
 import { execFileSync } from 'node:child_process';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
-import { temporalCliPath } from '../worker/temporal-binaries.ts';
+import { temporalCliPath } from '../service/engine/temporal-binaries.ts';
 import { runWebhookBench } from './webhook-bench.ts';
 import { startBenchEnv, type BenchEnv, type EnvOptions } from './lib/env.ts';
 import { readHistory } from './lib/history.ts';
@@ -204,7 +204,7 @@ const results: BenchResults = {
     postgresServer: ENGINES.includes('postgres') ? `temporal-server ${pinnedVersions().TEMPORAL_SERVER_VERSION} (.tools/), PostgreSQL from ${postgresBinDir()}` : undefined,
     deliverAfterMs: DELIVER_AFTER_MS,
     staleInMs: STALE_IN_MS,
-    sqlitePragmas: sqlitePragmas ? sqlitePragmas.join('; ') || '(none: SQLite defaults)' : '(embedded default, worker/dev-server.ts)',
+    sqlitePragmas: sqlitePragmas ? sqlitePragmas.join('; ') || '(none: SQLite defaults)' : '(embedded default, service/engine/dev-server.ts)',
     guardWorker,
     tuning: tuning ?? null,
     serverDynamicConfig: flags['server-dynamic-config'] ?? null,

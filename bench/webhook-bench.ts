@@ -22,10 +22,10 @@ import { Client, Connection } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { loadConfig } from '../config/index.ts';
 import { dataConverter, ephemeralEncryption } from '../client/codec.ts';
-import { EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
-import { startWebhookServer, type WebhookServer } from '../client/webhook/server.ts';
+import { EVENTS_PATH, rbmSignature } from '../service/webhook/app.ts';
+import { startWebhookServer, type WebhookServer } from '../service/webhook/server.ts';
 import { eventSignals, GUARD_RULES, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardInput } from '../workflows/contract.ts';
-import { startDevServer, type DevServer } from '../worker/dev-server.ts';
+import { startDevServer, type DevServer } from '../service/engine/dev-server.ts';
 
 export interface WebhookBenchOptions {
   /** A running Temporal frontend (host:port). */
@@ -195,11 +195,11 @@ function summarize(runs: Run[], method: Run['method'], eventsPerRound: number): 
   };
 }
 
-/** The adapter as its own process, the way it runs in production (`npm run start:webhook`). */
+/** The adapter as its own process, the way it runs in production (`npm start -- --only webhook`). */
 async function startChildAdapter(ctx: BenchContext, address: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const server = fileURLToPath(new URL('../client/webhook/server.ts', import.meta.url));
+  const service = fileURLToPath(new URL('../service/main.ts', import.meta.url));
   const tsx = fileURLToPath(new URL('../node_modules/.bin/tsx', import.meta.url));
-  const child: ChildProcess = spawn(tsx, [server], {
+  const child: ChildProcess = spawn(tsx, [service, '--only', 'webhook'], {
     env: {
       ...process.env,
       ...ctx.encryption.env,

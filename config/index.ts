@@ -43,7 +43,7 @@ export const envSchema = z.object({
   /**
    * Which Temporal `npm start` (without TEMPORAL_ADDRESS), the demo, bench and chaos run start:
    * `dev` the CLI's dev server (SQLite), `postgres` the Temporal server on a local PostgreSQL
-   * cluster (worker/engine/postgres.ts), the engine production runs.
+   * cluster (service/engine/postgres.ts), the engine production runs.
    */
   RBM_GUARD_ENGINE: withDefault(z.enum(['dev', 'postgres']), 'dev'),
   /** Closed guards are kept this long (`rbm-guard setup`; beyond Pub/Sub's 7 days of redelivery). */

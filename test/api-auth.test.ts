@@ -6,8 +6,8 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
-import { buildApiApp, PUBLIC_PATHS, type ApiRoute } from '../client/api/app.ts';
-import { parseApiKeys } from '../client/api/auth.ts';
+import { buildApiApp, PUBLIC_PATHS, type ApiRoute } from '../service/api/app.ts';
+import { parseApiKeys } from '../service/api/auth.ts';
 import { GuardClient } from '../client/guard-client.ts';
 import { createLogger } from '../config/logger.ts';
 

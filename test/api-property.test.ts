@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
 import { guardWorkflowId } from '../workflows/contract.ts';
-import { startApiServer, type ApiServer } from '../client/api/server.ts';
+import { startApiServer, type ApiServer } from '../service/api/server.ts';
 import { testCodec } from './support/encryption.ts';
 import { dataConverter } from '../client/codec.ts';
 

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { eventSignals, guardWorkflowId, WORKFLOW_TYPE, type GuardStatus } from '../workflows/contract.ts';
 import { guardStartOptions } from '../client/start-options.ts';
 import { createLogger } from '../config/logger.ts';
-import { startApiServer, type ApiServer } from '../client/api/server.ts';
+import { startApiServer, type ApiServer } from '../service/api/server.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 
 const KEY_1 = 'api-test-key-one-0123456789abcdef';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { EXIT, runCli, type CliIo } from '../client/cli.ts';
 import type { GuardSummary } from '../client/guard-client.ts';
-import { freePort } from '../worker/dev-server.ts';
+import { freePort } from '../service/engine/dev-server.ts';
 import { guardWorkflowId, OUTCOMES, PENDING_STATES, WORKFLOW_TYPE, type GuardStatus } from '../workflows/contract.ts';
 import { guardStartOptions } from '../client/start-options.ts';
 import { startGuardStack, type GuardStack } from './support/stack.ts';

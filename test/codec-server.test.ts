@@ -10,7 +10,7 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
-import { codecServerSettings, startCodecServer, type CodecServer } from '../client/codec-server.ts';
+import { codecServerSettings, startCodecServer, type CodecServer } from '../service/codec.ts';
 import { ENCRYPTED_ENCODING } from '../client/codec.ts';
 import { rotatedTestCodec, testCodec } from './support/encryption.ts';
 

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { pinnedVersions, SCHEMA_STEPS, SERVICE_PORTS } from '../worker/engine/postgres.ts';
+import { pinnedVersions, SCHEMA_STEPS, SERVICE_PORTS } from '../service/engine/postgres.ts';
 
 interface Service {
   image?: string;

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EngineError } from '../worker/engine/process.ts';
-import { ensureTemporalServer, startPostgresEngine } from '../worker/engine/postgres.ts';
-import { clusterUser, ensureReachable, startPostgresCluster } from '../worker/engine/postgres-cluster.ts';
-import { freePort } from '../worker/dev-server.ts';
+import { EngineError } from '../service/engine/process.ts';
+import { ensureTemporalServer, startPostgresEngine } from '../service/engine/postgres.ts';
+import { clusterUser, ensureReachable, startPostgresCluster } from '../service/engine/postgres-cluster.ts';
+import { freePort } from '../service/engine/dev-server.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const dataDir = () => {

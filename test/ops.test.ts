@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../dev/stack/local-stack.ts';
-import { freePort } from '../worker/dev-server.ts';
-import { stopChild } from '../worker/engine/process.ts';
+import { freePort } from '../service/engine/dev-server.ts';
+import { stopChild } from '../service/engine/process.ts';
 
 const ops = fileURLToPath(new URL('../ops/', import.meta.url));
 const rulesFile = join(ops, 'prometheus/rbm-guard-rules.yml');

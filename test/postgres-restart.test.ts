@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, type LocalStack } from '../dev/stack/local-stack.ts';
-import { engineFromEnv } from '../worker/engine/select.ts';
+import { engineFromEnv } from '../service/engine/select.ts';
 import type { GuardStatus } from '../workflows/contract.ts';
 
 const onPostgres = engineFromEnv() === 'postgres';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../worker/dev-server.ts';
+import { freePort } from '../service/engine/dev-server.ts';
 import { startRbmSimulator, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';
 

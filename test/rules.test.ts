@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { markdownTable, table } from '../client/cli/render.ts';
 import { guardStartOptions } from '../client/start-options.ts';
 import { causeOf, errorText, GRPC, grpcCause, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../client/temporal-errors.ts';
-import { freePort } from '../worker/dev-server.ts';
+import { freePort } from '../service/engine/dev-server.ts';
 import { loadConfig } from '../config/index.ts';
 import {
   agentIdProblem,

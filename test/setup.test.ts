@@ -10,7 +10,7 @@ import { isTemporalCloud, setupNamespace, setupOptionsFromConfig, SetupError } f
 import { loadConfig } from '../config/index.ts';
 import { runCli } from '../client/cli.ts';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
-import { freePort } from '../worker/dev-server.ts';
+import { freePort } from '../service/engine/dev-server.ts';
 
 const address = inject('temporalAddress');
 const names = SEARCH_ATTRIBUTE_KEYS.map((k) => k.name);

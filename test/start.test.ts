@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../config/logger.ts';
-import { freePort } from '../worker/dev-server.ts';
+import { freePort } from '../service/engine/dev-server.ts';
 import { startService } from '../service/main.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));

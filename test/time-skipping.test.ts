@@ -11,7 +11,7 @@ import { loadConfig } from '../config/index.ts';
 import { GuardClient } from '../client/guard-client.ts';
 import { registerSearchAttributes } from '../client/search-attributes.ts';
 import { createGuardWorker } from '../worker/worker.ts';
-import { executableOption, temporalTestServerPath } from '../worker/temporal-binaries.ts';
+import { executableOption, temporalTestServerPath } from '../service/engine/temporal-binaries.ts';
 import type { GuardStatus } from '../workflows/contract.ts';
 import { startRbmSimulator, type RbmSimulator } from '../dev/sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../dev/sim/sms-sink.ts';

@@ -10,7 +10,7 @@ import {
   type Classified,
   type PushEnvelope,
   type WebhookType,
-} from '../client/webhook/classify.ts';
+} from '../service/webhook/classify.ts';
 
 const envelope = (over: Partial<PushEnvelope['message']> = {}): PushEnvelope => ({ message: { data: 'e30=', messageId: 'ps-1', ...over } });
 const classify = (data: unknown, opts: { webhookType?: WebhookType; fallbackAgentId?: string; env?: PushEnvelope } = {}): Classified =>

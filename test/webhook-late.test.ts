@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
-import { EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
-import { startWebhookServer, type WebhookServer } from '../client/webhook/server.ts';
+import { EVENTS_PATH, rbmSignature } from '../service/webhook/app.ts';
+import { startWebhookServer, type WebhookServer } from '../service/webhook/server.ts';
 import {
   guardWorkflowId,
   LATE_DELIVERY_WORKFLOW_TYPE,
@@ -19,7 +19,7 @@ import {
   type Outcome,
 } from '../workflows/contract.ts';
 import { rbmLateDelivery } from '../workflows/late-delivery.ts';
-import { lateDeliveryWorkflowId } from '../client/webhook/late.ts';
+import { lateDeliveryWorkflowId } from '../client/late-records.ts';
 import { runCli } from '../client/cli.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 import { eventually } from './support/eventually.ts';

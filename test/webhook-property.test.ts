@@ -8,9 +8,9 @@ import { Registry } from 'prom-client';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { loadConfig, type Config } from '../config/index.ts';
 import { GUARD_EVENT_TYPES, guardWorkflowId } from '../workflows/contract.ts';
-import { EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
+import { EVENTS_PATH, rbmSignature } from '../service/webhook/app.ts';
 import { normalizeAgentId } from '../workflows/contract.ts';
-import { startWebhookServer, type WebhookServer } from '../client/webhook/server.ts';
+import { startWebhookServer, type WebhookServer } from '../service/webhook/server.ts';
 
 const TOKEN = 'prop-token';
 const RUNS = Number(process.env.WEBHOOK_PROPERTY_RUNS ?? 150);

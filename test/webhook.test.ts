@@ -10,9 +10,9 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter, WorkflowIdReusePolicy } from '@temporalio/common';
 import { loadConfig, type Config } from '../config/index.ts';
 import { eventSignals, GUARD_RULES, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardInput, type RbmEventSignal } from '../workflows/contract.ts';
-import { buildWebhookApp, EVENTS_PATH, rbmSignature } from '../client/webhook/app.ts';
+import { buildWebhookApp, EVENTS_PATH, rbmSignature } from '../service/webhook/app.ts';
 import { normalizeAgentId } from '../workflows/contract.ts';
-import { startWebhookServer, WebhookStartError, type WebhookServer } from '../client/webhook/server.ts';
+import { startWebhookServer, WebhookStartError, type WebhookServer } from '../service/webhook/server.ts';
 
 const TOKEN = 'token-current';
 const OLD_TOKEN = 'token-previous';

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflows } from '../../worker/paths.ts';
 import { startLocalStack, type LocalStack } from '../../dev/stack/local-stack.ts';
-import { postgresBinDir } from '../../worker/engine/postgres-cluster.ts';
-import type { EngineName } from '../../worker/engine/select.ts';
+import { postgresBinDir } from '../../service/engine/postgres-cluster.ts';
+import type { EngineName } from '../../service/engine/select.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const benchWorkflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -24,7 +24,7 @@ export interface EnvOptions {
   dataDir: string;
   /** The Temporal engine of the stack: the dev server (SQLite) or the PostgreSQL engine. */
   engine: EngineName;
-  /** Passed to the dev server; undefined = the embedded default (worker/dev-server.ts). */
+  /** Passed to the dev server; undefined = the embedded default (service/engine/dev-server.ts). */
   sqlitePragmas?: string[];
   /** 'stack' = guards on the stack's own worker (service/main.ts); 'bench' = on a bench worker. */
   guardWorker: 'stack' | 'bench';

@@ -6,7 +6,7 @@ import type { PathKind, PathRun } from '../scenarios/paths.ts';
 import type { Checkpoint, ScaleRun } from '../scenarios/scale.ts';
 import type { ProfileSummary } from './cpuprofile.ts';
 import type { HistoryFigures } from './history.ts';
-import type { EngineName } from '../../worker/engine/select.ts';
+import type { EngineName } from '../../service/engine/select.ts';
 
 /** Scenarios 1–3, the paced latency run and the histories of one engine's stack. */
 export interface EngineRun {

@@ -1,6 +1,6 @@
 // bench/results/summary.json: the run's headline figures in one flat-ish object, every one read from
 // the results (null where this run did not measure it: never a default, never a figure from elsewhere).
-import type { EngineName } from '../../worker/engine/select.ts';
+import type { EngineName } from '../../service/engine/select.ts';
 import type { PathKind, PathRun } from '../scenarios/paths.ts';
 import { STEPS, type HistoryFigures, type Step } from './history.ts';
 import { engineRuns, type BenchResults, type EngineRun } from './results.ts';

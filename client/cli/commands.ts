@@ -72,7 +72,7 @@ export async function status(ctx: CliContext, id: string, opts: { json?: boolean
 
 /** A late-delivery record (`rbm-late/…`, the webhook's DOUBLE_DELIVERY after a closed guard): what it recorded. */
 async function lateRecordStatus(ctx: CliContext, id: string, opts: { json?: boolean }): Promise<void> {
-  const { isLateRecordId } = await import('../webhook/late.ts');
+  const { isLateRecordId } = await import('../late-records.ts');
   if (!isLateRecordId(id)) throw usage(`bad late-record id '${id}': expected rbm-late/<agentId>/<messageId>/<eventId>, as list prints it`);
   const session = sessionOf(ctx);
   session.loadConfig();

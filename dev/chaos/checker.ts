@@ -54,7 +54,7 @@
 //                  after the guard closed; a DELIVERED after a guard closed with an SMS outcome has
 //                  its late-delivery record (id = lateDeliveryWorkflowId(guard id, eventId)).
 import { parseGuardWorkflowId, SMS_OUTCOMES, type Outcome } from '../../workflows/contract.ts';
-import { lateDeliveryWorkflowId, lateRecordPrefix } from '../../client/webhook/late.ts';
+import { lateDeliveryWorkflowId, lateRecordPrefix } from '../../client/late-records.ts';
 import type { MessageTruth } from '../sim/rbm-simulator.ts';
 import {
   ackTime,

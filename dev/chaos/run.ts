@@ -16,7 +16,7 @@ import {
   type GuardPolicy,
 } from '../../workflows/contract.ts';
 import { retryDelayMs } from '../../workflows/guard-state.ts';
-import { freePort } from '../../worker/dev-server.ts';
+import { freePort } from '../../service/engine/dev-server.ts';
 import type { RandomFaults } from '../sim/rbm-simulator.ts';
 import type { SmsProvider, SmsRandomFaults } from '../sim/sms-sink.ts';
 import { startLocalStack, STACK_REQUEST_TIMEOUTS } from '../stack/local-stack.ts';

@@ -14,11 +14,11 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflows } from '../../worker/paths.ts';
 import { GuardClient } from '../../client/guard-client.ts';
 import { codecFromConfig, dataConverter, ensureDevKeyFile, devKeyFile, type EncryptionCodec } from '../../client/codec.ts';
-import { startCodecServer, type CodecServer } from '../../client/codec-server.ts';
+import { startCodecServer, type CodecServer } from '../../service/codec.ts';
 import { embeddedUiOrigins, loadConfig } from '../../config/index.ts';
-import { freePort, startDevServer, type DevServer } from '../../worker/dev-server.ts';
-import { startPostgresEngine, type PostgresEngine } from '../../worker/engine/postgres.ts';
-import { engineFromEnv, type EngineName } from '../../worker/engine/select.ts';
+import { freePort, startDevServer, type DevServer } from '../../service/engine/dev-server.ts';
+import { startPostgresEngine, type PostgresEngine } from '../../service/engine/postgres.ts';
+import { engineFromEnv, type EngineName } from '../../service/engine/select.ts';
 import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink, type SmsSinkOptions } from '../sim/sms-sink.ts';
 
@@ -47,7 +47,7 @@ export interface LocalStackOptions {
    */
   encryptionEnv?: Record<string, string>;
   sqlitePragmas?: string[];
-  /** The Temporal engine; default RBM_GUARD_ENGINE (`dev`: the CLI's dev server, `postgres`: worker/engine/postgres.ts). */
+  /** The Temporal engine; default RBM_GUARD_ENGINE (`dev`: the CLI's dev server, `postgres`: service/engine/postgres.ts). */
   engine?: EngineName;
   /** Where child process output goes (default: discarded). */
   log?: (source: string, line: string) => void;

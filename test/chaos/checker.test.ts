@@ -2,7 +2,7 @@
 // under the right invariant. Pure: no server, no simulator.
 import { describe, expect, it } from 'vitest';
 import { type Outcome, type TimelineEntry } from '../../workflows/contract.ts';
-import { lateDeliveryWorkflowId } from '../../client/webhook/late.ts';
+import { lateDeliveryWorkflowId } from '../../client/late-records.ts';
 import type { MessageTruth, PushRecord } from '../../dev/sim/rbm-simulator.ts';
 import { check, type CheckedMessage, type GuardRecord } from '../../dev/chaos/checker.ts';
 

@@ -1,5 +1,5 @@
 // One Temporal dev server and one workflow bundle for the whole suite; each test file gets its own
-// task queue. Started from the project-local CLI (see worker/temporal-binaries.ts).
+// task queue. Started from the project-local CLI (see service/engine/temporal-binaries.ts).
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,16 +8,16 @@ import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/contract.ts';
-import { executableOption, temporalCliPath } from '../../worker/temporal-binaries.ts';
+import { executableOption, temporalCliPath } from '../../service/engine/temporal-binaries.ts';
 import { bundleWorkflows } from '../../worker/paths.ts';
-import { startPostgresEngine, type PostgresEngine } from '../../worker/engine/postgres.ts';
-import { engineFromEnv } from '../../worker/engine/select.ts';
+import { startPostgresEngine, type PostgresEngine } from '../../service/engine/postgres.ts';
+import { engineFromEnv } from '../../service/engine/select.ts';
 
 
 let env: TestWorkflowEnvironment | undefined;
 let postgres: PostgresEngine | undefined;
 
-/** RBM_GUARD_ENGINE=postgres: the suite runs on the Temporal server on PostgreSQL instead (worker/engine/postgres.ts). */
+/** RBM_GUARD_ENGINE=postgres: the suite runs on the Temporal server on PostgreSQL instead (service/engine/postgres.ts). */
 async function startPostgres(): Promise<{ address: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rbm-guard-suite-pg-'));
   chmodSync(dataDir, 0o711); // the cluster's non-root user must get through to its subfolder

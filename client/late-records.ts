@@ -19,8 +19,8 @@ import {
   type LateDeliveryInput,
   type Outcome,
   type RbmEventSignal,
-} from '../../workflows/contract.ts';
-import type { WebhookMetrics } from './metrics.ts';
+} from '../workflows/contract.ts';
+import type { WebhookMetrics } from '../service/webhook/metrics.ts';
 
 export interface LateEvent {
   workflowId: string;

@@ -12,16 +12,15 @@
 // - browsers only from the configured UI origins (RBM_GUARD_CODEC_ORIGINS): CORS for those, 403
 //   for any other Origin. Requests without an Origin (CLI, curl) need only the token.
 // Payloads, tokens and URLs are never logged.
-import { isEntryPoint } from '../config/entrypoint.ts';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { codecOrigins, ConfigError, encryptionKeyRequired, loadConfig, type Config } from '../config/index.ts';
+import { codecOrigins, ConfigError, encryptionKeyRequired, type Config } from '../config/index.ts';
 import { createLogger, type Logger } from '../config/logger.ts';
-import { codecFromConfig, ENCRYPTED_ENCODING, PayloadDecryptionError, writeSecretFileOnce } from './codec.ts';
+import { ENCRYPTED_ENCODING, PayloadDecryptionError, writeSecretFileOnce } from '../client/codec.ts';
 import { listenOn } from '../config/listen.ts';
 
 /** The dev token's file inside RBM_GUARD_DATA_DIR. */
@@ -239,36 +238,3 @@ export async function startCodecServer(options: CodecAppOptions & { host: string
   const { port, url } = await listenOn(app, { host: options.host, port: options.port, variable: 'RBM_GUARD_CODEC_PORT' }, (message, cause) => new CodecServerStartError(message, { cause }));
   return { app, port, url, uiEndpoint: `${url}/${encodeURIComponent(options.token)}`, close: () => app.close() };
 }
-
-async function main(): Promise<void> {
-  let server: CodecServer;
-  let config: Config;
-  try {
-    config = loadConfig();
-    const codec = codecFromConfig(config);
-    if (!codec) throw new ConfigError([{ variable: 'RBM_GUARD_ENCRYPTION', message: 'is off: there is nothing for a codec server to decode' }]);
-    const settings = codecServerSettings(config);
-    const logger = createLogger(config);
-    server = await startCodecServer({ codec, ...settings, logger });
-    logger.info({ url: server.url, origins: settings.origins, tokenFrom: settings.tokenSource, keys: codec.keyIds }, 'codec server listening');
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`rbm-guard codec server: ${err.issues.map((i) => `${i.variable}: ${i.message}`).join('; ')}`);
-      process.exit(2);
-    }
-    console.error(`rbm-guard codec server: ${(err as Error).message}`);
-    process.exit(1);
-  }
-  const stop = () => {
-    setTimeout(() => process.exit(1), 10_000).unref();
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
-
-
-if (isEntryPoint(import.meta.url)) await main();

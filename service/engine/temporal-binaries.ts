@@ -5,7 +5,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const projectTools = fileURLToPath(new URL('../.tools/venv/bin/', import.meta.url));
+const projectTools = fileURLToPath(new URL('../../.tools/venv/bin/', import.meta.url));
 
 function executable(path: string): boolean {
   try {

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/contract.ts';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/contract.ts';
 import { temporalCliPath } from './temporal-binaries.ts';
 
 export interface DevServerOptions {

@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { freePort } from '../dev-server.ts';
+import { freePort } from './dev-server.ts';
 import { EngineError, onceExited, stopChild } from './process.ts';
 
 export interface PostgresClusterOptions {

@@ -19,10 +19,10 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import type { Config } from '../../config/index.ts';
 import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts';
 import { ALL_STATES, OUTCOMES } from '../../workflows/contract.ts';
-import { cancelRequestSchema, extendRequestSchema, guardStatusSchema, jsonSchemaOf } from '../contract-schemas.ts';
-import type { GuardClient } from '../guard-client.ts';
-import { GRPC, grpcCode, TRANSIENT_GRPC_CODES } from '../temporal-errors.ts';
-import { trackRequestSchema, ValidationError } from '../track-input.ts';
+import { cancelRequestSchema, extendRequestSchema, guardStatusSchema, jsonSchemaOf } from '../../client/contract-schemas.ts';
+import type { GuardClient } from '../../client/guard-client.ts';
+import { GRPC, grpcCode, TRANSIENT_GRPC_CODES } from '../../client/temporal-errors.ts';
+import { trackRequestSchema, ValidationError } from '../../client/track-input.ts';
 import { AuthFailures, matchApiKey, type ApiKey } from './auth.ts';
 import { PROBLEM_TYPE, problemError, ProblemError, problemSchema, type Problem } from './problem.ts';
 import { heldMessage, isSameMessage } from './same-message.ts';

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setupNamespace } from '../../client/setup.ts';
-import { freePort, waitForFrontend } from '../dev-server.ts';
+import { freePort, waitForFrontend } from './dev-server.ts';
 import { lastLine, startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
 import { EngineError, onceExited, stopChild } from './process.ts';
 

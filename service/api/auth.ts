@@ -5,7 +5,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, encryptionKeyRequired, type Config } from '../../config/index.ts';
-import { writeSecretFileOnce } from '../codec.ts';
+import { writeSecretFileOnce } from '../../client/codec.ts';
 
 /** The dev key's file inside RBM_GUARD_DATA_DIR. */
 export const DEV_API_KEY_FILE = 'api-key';

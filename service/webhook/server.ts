@@ -1,13 +1,11 @@
-// The webhook adapter as a process: config, one Temporal connection, the app, listen, graceful close.
-// `npm start` (service/main.ts) calls startWebhookServer() beside the worker; `npm run start:webhook`
-// runs this file alone.
-import { isEntryPoint } from '../../config/entrypoint.ts';
+// The webhook adapter's server: one Temporal connection, the app, listen, graceful close.
+// `npm start` (service/main.ts, `--only webhook` alone) calls startWebhookServer().
 import type { FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
 import type { Client } from '@temporalio/client';
-import { ConfigError, loadConfig, type Config } from '../../config/index.ts';
-import { clientOptions, connectClient } from '../connection.ts';
+import type { Config } from '../../config/index.ts';
+import { clientOptions, connectClient } from '../../client/connection.ts';
 import { createLogger, type Logger } from '../../config/logger.ts';
 import { buildWebhookApp, type WebhookAppOptions } from './app.ts';
 import { listenOn } from '../../config/listen.ts';
@@ -101,33 +99,3 @@ export async function startWebhookServer(config: Config, options: WebhookServerO
     })());
   return { app, port, url, metricsUrl: metricsServer?.url ?? null, close };
 }
-
-async function main(): Promise<void> {
-  let server: WebhookServer;
-  try {
-    server = await startWebhookServer(loadConfig());
-  } catch (err) {
-    if (err instanceof ConfigError || err instanceof WebhookStartError) {
-      console.error(`rbm-guard webhook: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
-  const stop = (signal: NodeJS.Signals) => {
-    // A second signal, or a close that hangs on a stuck request, ends the process anyway.
-    process.once(signal, () => process.exit(1));
-    setTimeout(() => process.exit(1), 15_000).unref();
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(`rbm-guard webhook: error while closing: ${(err as Error).message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
-
-
-if (isEntryPoint(import.meta.url)) await main();

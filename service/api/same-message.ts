@@ -11,7 +11,7 @@ import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-w
 // A CommonJS package whose exports Node's ESM loader cannot list: default import, then destructure.
 import proto from '@temporalio/proto';
 import { trackSignal, type GuardInput, type TrackedMessage } from '../../workflows/contract.ts';
-import { parseTrackInput } from '../track-input.ts';
+import { parseTrackInput } from '../../client/track-input.ts';
 
 const { EventType } = proto.temporal.api.enums.v1;
 

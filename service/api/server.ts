@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config/index.ts';
 import type { Logger } from '../../config/logger.ts';
-import { GuardClient } from '../guard-client.ts';
+import { GuardClient } from '../../client/guard-client.ts';
 import { buildApiApp } from './app.ts';
 import { loadApiKeys, type ApiKeys } from './auth.ts';
 import { listenOn } from '../../config/listen.ts';

@@ -12,10 +12,10 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import { clientTokens, ConfigError, type Config } from '../../config/index.ts';
 import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts';
 import { eventSignals, GUARD_RULES, guardWorkflowId, normalizeAgentId, WORKFLOW_TYPE, type GuardInput } from '../../workflows/contract.ts';
-import { causeOf, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../temporal-errors.ts';
-import { guardStartOptions } from '../start-options.ts';
+import { causeOf, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../../client/temporal-errors.ts';
+import { guardStartOptions } from '../../client/start-options.ts';
 import { classifyEvent, routeRequest, webhookTypeOf, type Classified } from './classify.ts';
-import { handleLateEvent } from './late.ts';
+import { handleLateEvent } from '../../client/late-records.ts';
 import { createMetrics } from './metrics.ts';
 
 export const EVENTS_PATH = '/rbm/events';
