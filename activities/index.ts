@@ -3,7 +3,7 @@
 // phone numbers or text.
 import { activityInfo, cancellationSignal, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { ERROR_TYPES, MAX_RETRY_AFTER_MS, type GuardActivities } from '../workflows/contract.ts';
+import { MAX_RETRY_AFTER_MS, NON_RETRYABLE_ERROR_TYPES, type GuardActivities } from '../workflows/contract.ts';
 import { FallbackError, type FallbackChannel } from './fallback.ts';
 import { RbmError, type RbmClient } from './rbm.ts';
 
@@ -15,8 +15,8 @@ export interface ActivityDependencies {
 /** An expireTime closer than this is dropped from a send (see sendRbmMessage). */
 const MIN_EXPIRY_LEAD_MS = 1_000;
 
-/** Failure types no retry can fix; the workflow's retry policies list the same names. */
-const NON_RETRYABLE = new Set<string>([ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs, ERROR_TYPES.fallbackPermanent]);
+/** Failure types no retry can fix (contract.ts: the workflow's retry policies name the same). */
+const NON_RETRYABLE = new Set<string>([...NON_RETRYABLE_ERROR_TYPES.rbm, ...NON_RETRYABLE_ERROR_TYPES.fallback]);
 
 export function createActivities({ rbm, fallback }: ActivityDependencies): GuardActivities {
   return {

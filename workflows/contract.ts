@@ -187,6 +187,12 @@ export const ERROR_TYPES = {
   fallbackLookupFailed: 'FallbackLookupFailedError', // could not establish whether an earlier attempt went out
 } as const;
 
+/** The permanent ones, per leg: the activities mark them non-retryable and the retry policies name them. */
+export const NON_RETRYABLE_ERROR_TYPES = {
+  rbm: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs],
+  fallback: [ERROR_TYPES.fallbackPermanent],
+} as const;
+
 /** What the activities do, as the workflow sees them (the workflow imports this type only). */
 /**
  * What a guard reports to its worker beside its history: the outcome metrics. A sink, not the

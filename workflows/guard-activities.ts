@@ -5,6 +5,7 @@ import {
   ACTIVITY_ATTEMPT_TIMEOUT_MS,
   ERROR_TYPES,
   MAX_REVOKE_BACKOFF_MS,
+  NON_RETRYABLE_ERROR_TYPES,
   type FallbackFailureDetails,
   type GuardActivities,
   type RevokeAnswer,
@@ -21,7 +22,7 @@ function rbmRetry(m: TrackedMessage) {
     backoffCoefficient: 2,
     maximumInterval: MAX_REVOKE_BACKOFF_MS,
     maximumAttempts: m.policy.revokeAttempts,
-    nonRetryableErrorTypes: [ERROR_TYPES.rbmConfig, ERROR_TYPES.rbmNoRcs],
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES.rbm],
   };
 }
 
@@ -94,7 +95,7 @@ export async function fallbackWithSdkRetries(m: TrackedMessage, workflowId: stri
       backoffCoefficient: 2,
       maximumInterval: '60s',
       maximumAttempts: m.policy.fallbackAttempts,
-      nonRetryableErrorTypes: [ERROR_TYPES.fallbackPermanent],
+      nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES.fallback],
     },
   });
   try {
