@@ -78,7 +78,10 @@ const TASK_ENDED = new Set<number>([
 export function isSameMessage(body: unknown, held: TrackedMessage): boolean {
   const asOf = held.sentAt ? new Date(held.sentAt) : new Date(held.staleAt);
   try {
-    return isDeepStrictEqual(parseTrackInput(body, asOf), held);
+    const parsed = parseTrackInput(body, asOf);
+    // A guard tracked before messages carried a priority holds none: the rest must match.
+    if (held.priority === undefined) delete parsed.priority;
+    return isDeepStrictEqual(parsed, held);
   } catch {
     return false; // valid now, but not as of the first track: not the same request
   }
