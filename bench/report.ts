@@ -10,6 +10,7 @@ import { mode, ratios, stepMedians } from './lib/summary.ts';
 import { fmt, fmtSpread, spread, type Spread } from './lib/stats.ts';
 import { barChart, cdfPoints, lineChart } from './lib/svg.ts';
 import type { PathKind, PathRun } from './scenarios/paths.ts';
+import type { WaveRun } from './scenarios/wave.ts';
 
 const NAMES: Record<PathKind, string> = {
   'floor-signal': 'Floor 1: timer vs signal',
@@ -274,6 +275,53 @@ export function writeReport(results: BenchResults, where: { dir: string; stamp: 
       ], { note: `${fmt(last.guards)} guards: tracked by ${fmt(last.startSeconds)} s, all asleep by ${fmt(last.asleepSeconds)} s, then the wave and the delivered sample` }),
       'Scenario 5 chart',
     );
+  }
+
+  // ---- the waves (bench/scenarios/wave.ts) ----
+  const waves = results.waves ?? [];
+  if (waves.length) {
+    const label: Record<WaveRun['kind'], string> = {
+      floor: 'Floor wave: timer + 2 activities',
+      guard: 'Guard wave (OTPs)',
+      mixed: 'Mixed wave, SMS paced',
+      twoWorkers: 'Guard wave, two worker processes',
+    };
+    const rows = waves.map((w) => [
+      label[w.kind],
+      fmt(w.count),
+      fmt(w.drainSeconds, 1),
+      fmt(w.perSecond, 1),
+      `${fmt(w.latency.p50)} / ${fmt(w.latency.p99)}`,
+      w.byType ? Object.entries(w.byType).map(([t, l]) => `${t} ${fmt(l.p50)} / ${fmt(l.p99)}`).join('; ') : '—',
+      `${w.cpuPercent.server} / ${w.cpuPercent.workers} / ${w.cpuPercent.postgres} / ${w.cpuPercent.bench} / ${w.cpuPercent.machine}`,
+      w.smsSends === undefined ? '—' : `${fmt(w.smsSends)} / ${fmt(w.smsGuards ?? NaN)}`,
+      w.correct ? 'yes' : 'NO',
+    ]);
+    const mixed = waves.find((w) => w.kind === 'mixed');
+    both(
+      `The waves: ${fmt(waves[0]?.count ?? NaN)} deadlines in one second, each wave on the same stack`,
+      table(['wave', 'count', 'drain s', 'per s', 'T → SMS p50 / p99 ms', 'by type p50 / p99 ms', 'CPU % server/workers/PostgreSQL/bench/machine', 'SMS sent / guards with one', 'right'], rows),
+      'T → SMS: from the deadline second to the SMS the sink accepted (floor: to the workflow closed). CPU: percent of one core from T to the drain’s end; the machine has 2 (200 %).' +
+        (mixed?.pacing ? ` Pacing: limit ${fmt(mixed.pacing.limitPerS)} SMS/s, at most ${fmt(mixed.pacing.maxObservedPerS)} accepted in one second, ${fmt(mixed.pacing.status429)} answers 429.` : ''),
+    );
+    const legRows = waves.flatMap((w) =>
+      Object.entries(w.legsByType ?? {}).map(([t, l]) => [`${label[w.kind]}: ${t}`, ...LEGS.map((leg) => fmt(l[leg])), fmt(l.total), fmt(l.histories)]),
+    );
+    if (legRows.length) {
+      both(
+        'The waves: where T → SMS goes (median ms per leg over a sample of histories per traffic type)',
+        table(['wave: traffic type', ...LEGS, 'total', 'histories'], legRows),
+        'timer-late: TimerFired after T (the server firing 10,000 timers); wft-queue / activity-queue: waiting for a worker to take the task (where priority orders); wft-run: the workflow task, its local revoke included; activity-run: the SMS.',
+      );
+    }
+    const guard = waves.find((w) => w.kind === 'guard');
+    const floor = waves.find((w) => w.kind === 'floor');
+    if (guard && floor) goals.push(['Wave: guard ≥ 1.0 × floor wave (drain rate)', fmt(guard.perSecond / floor.perSecond, 3), verdict(guard.perSecond >= floor.perSecond)]);
+    if (guard) goals.push(['Wave: ≥ 63 guards/s', fmt(guard.perSecond, 1), verdict(guard.perSecond >= 63)]);
+    const otp = mixed?.byType?.AUTHENTICATION;
+    if (otp) goals.push(['Mixed wave: OTP deadline → SMS p99 ≤ 60 s', `${fmt(otp.p99)} ms`, verdict(otp.p99 <= 60_000)]);
+    if (mixed?.pacing) goals.push(['Mixed wave: SMS held under the provider limit', `${fmt(mixed.pacing.maxObservedPerS)} of ${fmt(mixed.pacing.limitPerS)}/s, ${fmt(mixed.pacing.status429)} × 429`, verdict(mixed.pacing.maxObservedPerS <= mixed.pacing.limitPerS)]);
+    goals.push(['Waves: every outcome right', waves.every((w) => w.correct) ? 'yes' : 'no', verdict(waves.every((w) => w.correct))]);
   }
 
   // ---- scenario 6 ----

@@ -9,9 +9,11 @@
 // Every wave is tracked first and falls asleep (timers set) before T. Each guard's outcome and the
 // SMS sink's records are checked: one SMS per guard, every guard FALLBACK_SENT.
 import { randomBytes } from 'node:crypto';
+import type { Client } from '@temporalio/client';
 import type { MessageTrafficType } from '../../workflows/contract.ts';
 import { workflowBacklog } from '../lib/asleep.ts';
 import { closedLoop, sleep } from '../lib/drive.ts';
+import { LEGS, readHistory, type Leg } from '../lib/history.ts';
 import { FLOOR_TASK_QUEUE, startBenchWorker, type BenchEnv, type BenchWorker } from '../lib/env.ts';
 import { cpuSeconds, machineBusySeconds } from '../lib/procs.ts';
 import { latency, type Latency } from '../lib/stats.ts';
@@ -37,6 +39,8 @@ export interface WaveRun {
   pacing?: { limitPerS: number; maxObservedPerS: number; status429: number };
   correct: boolean;
   workers: number;
+  /** Median ms per leg from T to the SMS completed, from a sample of histories per traffic type: which leg holds them back. */
+  legsByType?: Partial<Record<MessageTrafficType, Record<Leg, number> & { total: number; histories: number }>>;
   /** Percent of one core each used from T to the drain's end (2 cores = 200 %): where the wave's time went. */
   cpuPercent: { server: number; workers: number; postgres: number; bench: number; machine: number };
 }
@@ -253,7 +257,11 @@ async function guardWave(
   const smsGuards = guardsTexted();
   const since = (s: { at: number }) => s.at - at;
   const byType: Partial<Record<MessageTrafficType, Latency>> = {};
-  for (const t of new Set(types)) byType[t] = latency(sends.filter((s) => typeOf.get(s.idempotencyKey as string) === t).map(since));
+  const legsByType: WaveRun['legsByType'] = {};
+  for (const t of new Set(types)) {
+    byType[t] = latency(sends.filter((s) => typeOf.get(s.idempotencyKey as string) === t).map(since));
+    legsByType[t] = await sampleLegs(stack.client, [...typeOf].filter(([, type]) => type === t).map(([id]) => id), at);
+  }
   const perSecond = new Map<number, number>();
   for (const s of sends) perSecond.set(Math.floor(s.at / 1000), (perSecond.get(Math.floor(s.at / 1000)) ?? 0) + 1);
   const drainSeconds = smsGuards === count && sends.length ? Math.max(...sends.map(since)) / 1000 : NaN;
@@ -268,6 +276,7 @@ async function guardWave(
       perSecond: count / drainSeconds,
       latency: latency(sends.map(since)),
       byType,
+      legsByType,
       smsSends: sends.length,
       smsGuards,
       fallbackSent,
@@ -277,6 +286,19 @@ async function guardWave(
       cpuPercent: cpu,
     },
   };
+}
+
+// Histories read per traffic type after a wave: enough for medians, few enough to read in seconds.
+const LEG_SAMPLE = 40;
+
+/** Median legs (bench/lib/history.ts) of an evenly spread sample of the given guards. */
+async function sampleLegs(client: Client, workflowIds: string[], at: number): Promise<Record<Leg, number> & { total: number; histories: number }> {
+  const every = Math.max(1, Math.floor(workflowIds.length / LEG_SAMPLE));
+  const sample = workflowIds.filter((_, i) => i % every === 0).slice(0, LEG_SAMPLE);
+  const figures = (await Promise.all(sample.map((id) => readHistory(client, id, at)))).flatMap((f) => (f.afterDeadline ? [f.afterDeadline] : []));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const legs = Object.fromEntries([...LEGS, 'total' as const].map((l) => [l, Math.round(median(figures.map((f) => f[l])))])) as Record<Leg, number> & { total: number };
+  return { ...legs, histories: figures.length };
 }
 
 /** A fixed interleaving (not random: runs compare like with like): every k-th message an OTP. */
