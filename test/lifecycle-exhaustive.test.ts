@@ -227,14 +227,14 @@ function moves(w: World, s: Scenario, input: GuardInput, { localRevoke, reached 
       out.push({ ...w, done: true });
       break;
     case 'send': {
-      const sent = (result: 'SENT' | 'AMBIGUOUS' | 'NO_RCS' | 'CONFIG_ERROR', truth: Truth, how: string, dt: number, patch: Partial<World> = {}) =>
+      const sent = (result: 'SENT' | 'AMBIGUOUS' | 'NO_RCS' | 'REFUSED', truth: Truth, how: string, dt: number, patch: Partial<World> = {}) =>
         next(`send: ${result} (${how})`, { truth, ...patch }, { type: 'SEND_RESULT', result }, dt);
       out.push(sent('SENT', 'queued', 'created', 1000));
       if (fault) {
         out.push(sent('AMBIGUOUS', 'queued', 'created, answer lost', ACTIVITY_ATTEMPT_TIMEOUT_MS, fault));
         out.push(sent('AMBIGUOUS', 'never-created', 'five 503s', ACTIVITY_ATTEMPT_TIMEOUT_MS, fault));
         out.push(sent('NO_RCS', 'never-created', '404', 1000, fault));
-        out.push(sent('CONFIG_ERROR', 'never-created', '403', 1000, fault));
+        out.push(sent('REFUSED', 'never-created', '403', 1000, fault));
       }
       break;
     }
@@ -242,7 +242,7 @@ function moves(w: World, s: Scenario, input: GuardInput, { localRevoke, reached 
       // A first answer comes at once; a retry's after a timed-out attempt; no answer after the whole round.
       const retried = ACTIVITY_ATTEMPT_TIMEOUT_MS + 1000;
       const round = revokeRoundBudgetMs(message(s).policy);
-      const revoked = (result: 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'CONFIG_ERROR', attempt: number, how: string, dt: number, patch: Partial<World>) =>
+      const revoked = (result: 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'REFUSED', attempt: number, how: string, dt: number, patch: Partial<World>) =>
         next(`revoke: ${result}${attempt > 1 ? ` on attempt ${attempt}` : ''} (${how})`, patch, { type: 'REVOKE_RESULT', result, attempt }, dt);
       if (w.truth === 'queued') {
         out.push(revoked('REVOKED', 1, 'landed', 1000, { truth: 'revoked' }));
@@ -253,16 +253,16 @@ function moves(w: World, s: Scenario, input: GuardInput, { localRevoke, reached 
           out.push(revoked('AMBIGUOUS', 1, 'landed, every answer lost', round, { truth: 'revoked', ...fault }));
           out.push(revoked('AMBIGUOUS', 1, 'hung, never landed', round, { ...fault }));
           out.push(revoked('REVOKED', 2, '5xx, then 200', retried, { truth: 'revoked', ...fault }));
-          out.push(revoked('CONFIG_ERROR', 2, '200 lost, the retry gets 403', retried, { truth: 'revoked', ...fault }));
-          out.push(revoked('CONFIG_ERROR', 2, '5xx, then 403', retried, { ...fault }));
+          out.push(revoked('REFUSED', 2, '200 lost, the retry gets 403', retried, { truth: 'revoked', ...fault }));
+          out.push(revoked('REFUSED', 2, '5xx, then 403', retried, { ...fault }));
         }
       } else {
         // Delivered, revoked, expired or never created: RBM answers 404 (the pessimistic default).
         out.push(revoked('ALREADY_DELIVERED', 1, `404: ${w.truth}`, 1000, {}));
         if (fault) out.push(revoked('AMBIGUOUS', 1, 'every answer lost', round, { ...fault }));
-        if (fault) out.push(revoked('CONFIG_ERROR', 2, '5xx, then 403', retried, { ...fault }));
+        if (fault) out.push(revoked('REFUSED', 2, '5xx, then 403', retried, { ...fault }));
       }
-      if (fault) out.push(revoked('CONFIG_ERROR', 1, '403', 1000, { ...fault }));
+      if (fault) out.push(revoked('REFUSED', 1, '403', 1000, { ...fault }));
       break;
     }
     case 'fallback': {

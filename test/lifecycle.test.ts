@@ -125,7 +125,7 @@ describe('lifecycle: the deadline passes', () => {
   });
 
   it('revoke refused as a config error → REVOKE_ERROR, no fallback', () => {
-    const g = run(tracked(), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'CONFIG_ERROR', detail: '403 PERMISSION_DENIED' });
+    const g = run(tracked(), { type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REFUSED', detail: '403 PERMISSION_DENIED' });
     expect(g.state).toBe('REVOKE_ERROR');
     expect(g.timeline.at(-1)?.reason).toBe('403 PERMISSION_DENIED');
   });
@@ -231,7 +231,7 @@ describe('lifecycle: the guard sends the message itself', () => {
     expect(run(tracked(sending), { type: 'SEND_RESULT', result: 'NO_RCS' }).state).toBe('FALLBACK');
   });
   it('send refused (403) → SEND_ERROR', () => {
-    expect(run(tracked(sending), { type: 'SEND_RESULT', result: 'CONFIG_ERROR' }).state).toBe('SEND_ERROR');
+    expect(run(tracked(sending), { type: 'SEND_RESULT', result: 'REFUSED' }).state).toBe('SEND_ERROR');
   });
   it('send outcome unknown → guarded as sent', () => {
     expect(run(tracked(sending), { type: 'SEND_RESULT', result: 'AMBIGUOUS' }).state).toBe('AWAITING_DELIVERY');
@@ -336,25 +336,25 @@ describe('lifecycle: a slow SMS provider (rules 3)', () => {
 describe('lifecycle: answers that hide a landed revoke (rules 3)', () => {
   const at = (ms: number) => new Date(Date.parse(NOW) + ms).toISOString();
   it('a 4xx on a retry after a DELETE that may have landed is unknown (RECHECK → policy), not REVOKE_ERROR', () => {
-    const g = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'CONFIG_ERROR', attempt: 2, detail: 'RBM: HTTP 403' }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(), NOW, 3));
+    const g = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REFUSED', attempt: 2, detail: 'RBM: HTTP 403' }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(), NOW, 3));
     expect(g.state).toBe('RECHECK');
     expect(g.timeline.at(-1)?.reason).toMatch(/on attempt 2, after a DELETE that may have landed/);
     // The first attempt's 4xx is an operator's error, as before; rules 2 kept REVOKE_ERROR for a retry's too.
-    const first = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'CONFIG_ERROR', attempt: 1 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(), NOW, 3));
+    const first = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REFUSED', attempt: 1 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(), NOW, 3));
     expect(first.state).toBe('REVOKE_ERROR');
-    const rules2 = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'CONFIG_ERROR', attempt: 2 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(), NOW, 2));
+    const rules2 = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REFUSED', attempt: 2 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(), NOW, 2));
     expect(rules2.state).toBe('REVOKE_ERROR');
   });
 
   it('lingerMs 0 still waits for the platform TTL\u2019s report (and a clock skew): a later TTL_EXPIRATION_REVOKED falls back', () => {
     const ttl = at(60_000);
     const m = message({ platformExpireAt: ttl, policy: { graceMs: 1000, maxRevokeRounds: 2, revokeAttempts: 3, fallbackAttempts: 3, onUnknown: 'fallback', lingerMs: 0 } });
-    const g = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'CONFIG_ERROR', attempt: 1 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(m), NOW, 3));
+    const g = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REFUSED', attempt: 1 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(m), NOW, 3));
     expect(g.state).toBe('REVOKE_ERROR');
     expect(nextAction(g, tracked(m), NOW)).toEqual({ kind: 'linger', ms: 0, until: at(120_000) });
     expect(step(g, ev('TTL_EXPIRATION_REVOKED'), at(70_000)).state).toBe('FALLBACK');
     // Rules 2 closed at once: the TTL event was only logged.
-    const g2 = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'CONFIG_ERROR', attempt: 1 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(m), NOW, 2));
+    const g2 = [{ type: 'STALE' }, { type: 'REVOKE_RESULT', result: 'REFUSED', attempt: 1 }].reduce((x, e) => step(x, e as LifecycleEvent, NOW), initialGuard('wf', tracked(m), NOW, 2));
     expect(nextAction(g2, tracked(m), NOW)).toEqual({ kind: 'done' });
   });
 });

@@ -29,7 +29,7 @@ const dup = (e: LifecycleEvent) => e; // the same eventId again
 const STALE: LifecycleEvent = { type: 'STALE' };
 const GRACE: LifecycleEvent = { type: 'GRACE_ELAPSED' };
 const RETRY: LifecycleEvent = { type: 'RETRY_DUE' };
-const revoke = (result: 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'CONFIG_ERROR', attempt = 1): LifecycleEvent => ({ type: 'REVOKE_RESULT', result, attempt });
+const revoke = (result: 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'REFUSED', attempt = 1): LifecycleEvent => ({ type: 'REVOKE_RESULT', result, attempt });
 const sms = (result: 'ACCEPTED' | 'FOUND' | 'REFUSED' | 'RETRYABLE' | 'LOOKUP_FAILED', maybeSent?: boolean): LifecycleEvent => ({
   type: 'FALLBACK_RESULT',
   result,
@@ -78,7 +78,7 @@ const rows: Row[] = [
   { id: 'R16', story: 'revoke landed, every answer lost; second round 404 (gone)', events: [STALE, revoke('AMBIGUOUS'), GRACE, revoke('ALREADY_DELIVERED'), GRACE, sms('ACCEPTED')], outcome: 'FALLBACK_SENT', sms: 1 },
   { id: 'R17', story: 'revoke hangs every round (OTP)', events: [STALE, revoke('AMBIGUOUS'), GRACE, revoke('AMBIGUOUS'), GRACE, sms('ACCEPTED')], outcome: 'FALLBACK_SENT', sms: 1 },
   { id: 'R18', story: 'revoke hangs every round (promotion)', m: message({ promo: true }), events: [STALE, revoke('AMBIGUOUS'), GRACE, revoke('AMBIGUOUS'), GRACE], outcome: 'UNRESOLVED', sms: 0 },
-  { id: 'R19', story: 'revoke refused (403)', events: [STALE, revoke('CONFIG_ERROR')], outcome: 'REVOKE_ERROR', sms: 0 },
+  { id: 'R19', story: 'revoke refused (403)', events: [STALE, revoke('REFUSED')], outcome: 'REVOKE_ERROR', sms: 0 },
   // The platform's own TTL
   { id: 'R20', story: 'platform TTL revokes before the deadline', m: message({ ttl: true }), events: [ev('TTL_EXPIRATION_REVOKED'), sms('ACCEPTED')], outcome: 'FALLBACK_SENT', sms: 1 },
   { id: 'R21', story: 'TTL revokes while our DELETE is in flight (404)', m: message({ ttl: true }), events: [STALE, ev('TTL_EXPIRATION_REVOKED'), revoke('ALREADY_DELIVERED'), sms('ACCEPTED')], outcome: 'FALLBACK_SENT', sms: 1 },

@@ -1,5 +1,5 @@
-// The guard's activity calls: each result, or failure, becomes a lifecycle event. Failures are
-// classified here, once: which ones mean "nothing happened" and which ones "it may have happened".
+// The guard's activity calls: each result, or failure, becomes a lifecycle event. What a failure means
+// ("nothing happened" or "it may have happened") is lifecycle.ts's FAILURE_MEANS; this file applies it.
 import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import {
   ACTIVITY_ATTEMPT_TIMEOUT_MS,
@@ -14,7 +14,7 @@ import {
   type TrackedMessage,
   smsTaskQueue,
 } from './contract.ts';
-import type { FallbackOutcome, RevokeOutcome, SendOutcome } from './lifecycle.ts';
+import { revokeFailureMeans, sendFailureMeans, smsFailureMeans, type FallbackOutcome, type RevokeOutcome, type SendOutcome } from './lifecycle.ts';
 
 function rbmRetry(m: TrackedMessage) {
   return {
@@ -66,9 +66,7 @@ export async function send(m: TrackedMessage, rules: RulesVersion): Promise<{ re
     await rbmActivities(m).sendRbmMessage({ ...ref(m), text: m.send.text, trafficType: m.trafficType, expireTime });
     return { result: 'SENT' };
   } catch (err) {
-    const type = failureType(err);
-    const result = type === ERROR_TYPES.rbmConfig ? 'CONFIG_ERROR' : type === ERROR_TYPES.rbmNoRcs ? 'NO_RCS' : 'AMBIGUOUS';
-    return { result, detail: failureDetail(err) };
+    return { result: sendFailureMeans(failureType(err)), detail: failureDetail(err) };
   }
 }
 
@@ -80,8 +78,8 @@ export async function revoke(m: TrackedMessage, rules: RulesVersion): Promise<{ 
     return typeof answer === 'string' ? { result: answer } : { result: answer.result, attempt: answer.attempt };
   } catch (err) {
     const attempt = details(err)?.attempt;
-    const refused = failureType(err) === ERROR_TYPES.rbmConfig;
-    return { result: refused ? 'CONFIG_ERROR' : 'AMBIGUOUS', detail: failureDetail(err), ...(refused && typeof attempt === 'number' ? { attempt } : {}) };
+    const result = revokeFailureMeans(failureType(err));
+    return { result, detail: failureDetail(err), ...(result === 'REFUSED' && typeof attempt === 'number' ? { attempt } : {}) };
   }
 }
 
@@ -138,15 +136,13 @@ export async function fallbackAttempt(
   } catch (err) {
     const type = failureType(err);
     const detail = failureDetail(err);
-    if (type === ERROR_TYPES.fallbackPermanent) return { result: 'REFUSED', startedAt, detail };
-    if (type === ERROR_TYPES.fallbackLookupFailed) return { result: 'LOOKUP_FAILED', startedAt, detail, ...retryAfter(err) };
-    if (type === ERROR_TYPES.fallbackRetryable) {
-      const d = details(err);
-      return { result: 'RETRYABLE', startedAt, detail, maybeSent: d?.maybeSent ?? true, ...retryAfter(err) };
-    }
+    const result = smsFailureMeans(type);
+    if (result === 'REFUSED') return { result, startedAt, detail };
+    if (result === 'LOOKUP_FAILED') return { result, startedAt, detail, ...retryAfter(err) };
+    if (type === ERROR_TYPES.fallbackRetryable) return { result, startedAt, detail, maybeSent: details(err)?.maybeSent ?? true, ...retryAfter(err) };
     // A timeout (worker crash, hang) or anything unclassified: the request may have gone out.
     const timedOut = err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
-    return { result: 'RETRYABLE', startedAt, maybeSent: true, detail: timedOut ? `attempt timed out: ${detail}` : detail };
+    return { result, startedAt, maybeSent: true, detail: timedOut ? `attempt timed out: ${detail}` : detail };
   }
 }
 

@@ -3,10 +3,11 @@
 // including the delivered-and-revoked races — without a server. workflows/guard.ts only waits, calls
 // activities and feeds their results back in. docs/architecture.md has the race table.
 //
-// Three rule sets, each guard on the one its input names: `rules: 1` for guards started before the
-// pessimistic rules existed, 2 for the pessimistic rules, 3 (every new guard) for those and a slow SMS
-// provider. Where they differ, `v1(g)` and `slowProviderRules(g)` say so.
-import { GUARD_RULES, PROVIDER_SETTLE_MS, type GuardEventType, type GuardInput, type TrackedMessage } from './contract.ts';
+// Four rule sets, each guard on the one its input names: `rules: 1` for guards started before the
+// pessimistic rules existed, 2 for the pessimistic rules, 3 for those and a slow SMS provider, 4 (every
+// new guard) for a revoke run in the workflow task, whose 404 proves nothing. Where they differ, `v1(g)`,
+// `slowProviderRules(g)` and guard-state.ts's `why404ProvesNothing` say so.
+import { ERROR_TYPES, GUARD_RULES, PROVIDER_SETTLE_MS, type GuardEventType, type GuardInput, type TrackedMessage } from './contract.ts';
 import {
   awaitsTtlReport,
   cancelRefusal,
@@ -26,8 +27,8 @@ import {
 
 export { cancelRefusal, extendRefusal, isPending, outcomeOf, statusOf, type Guard, type RulesVersion } from './guard-state.ts';
 
-export type RevokeOutcome = 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'CONFIG_ERROR';
-export type SendOutcome = 'SENT' | 'NO_RCS' | 'CONFIG_ERROR' | 'AMBIGUOUS';
+export type RevokeOutcome = 'REVOKED' | 'ALREADY_DELIVERED' | 'AMBIGUOUS' | 'REFUSED';
+export type SendOutcome = 'SENT' | 'NO_RCS' | 'REFUSED' | 'AMBIGUOUS';
 /**
  * One SMS attempt's end. ACCEPTED: this attempt sent it. FOUND: an earlier attempt's SMS, found by the
  * provider lookup. REFUSED: the provider refused it (nothing sent). RETRYABLE: failed; `maybeSent` if the
@@ -35,6 +36,28 @@ export type SendOutcome = 'SENT' | 'NO_RCS' | 'CONFIG_ERROR' | 'AMBIGUOUS';
  * established. FAILED: rules 1 only — the SDK's retries were spent.
  */
 export type FallbackOutcome = 'ACCEPTED' | 'FOUND' | 'REFUSED' | 'RETRYABLE' | 'LOOKUP_FAILED' | 'FAILED';
+
+/**
+ * What an activity's failure means, by its error type (contract.ts ERROR_TYPES): the one table. A
+ * failure it does not name (a timeout, a crash, retries spent on 429/5xx) may have happened: AMBIGUOUS
+ * for RBM, RETRYABLE with `maybeSent` for the SMS. A refusal is REFUSED throughout: RbmConfigError on
+ * the wire, REVOKE_REFUSED / SEND_REFUSED in the timeline, REVOKE_ERROR / SEND_ERROR as the outcome.
+ */
+export const FAILURE_MEANS = {
+  send: { [ERROR_TYPES.rbmConfig]: 'REFUSED', [ERROR_TYPES.rbmNoRcs]: 'NO_RCS' },
+  revoke: { [ERROR_TYPES.rbmConfig]: 'REFUSED' },
+  sms: { [ERROR_TYPES.fallbackPermanent]: 'REFUSED', [ERROR_TYPES.fallbackLookupFailed]: 'LOOKUP_FAILED', [ERROR_TYPES.fallbackRetryable]: 'RETRYABLE' },
+} as const satisfies { send: Record<string, SendOutcome>; revoke: Record<string, RevokeOutcome>; sms: Record<string, FallbackOutcome> };
+
+export function sendFailureMeans(type: string | undefined): SendOutcome {
+  return (FAILURE_MEANS.send as Record<string, SendOutcome>)[type ?? ''] ?? 'AMBIGUOUS';
+}
+export function revokeFailureMeans(type: string | undefined): RevokeOutcome {
+  return (FAILURE_MEANS.revoke as Record<string, RevokeOutcome>)[type ?? ''] ?? 'AMBIGUOUS';
+}
+export function smsFailureMeans(type: string | undefined): FallbackOutcome {
+  return (FAILURE_MEANS.sms as Record<string, FallbackOutcome>)[type ?? ''] ?? 'RETRYABLE';
+}
 
 export type LifecycleEvent =
   | { type: 'TRACKED'; message: TrackedMessage }
@@ -242,7 +265,7 @@ function onSendResult(g: Guard, result: SendOutcome, detail: string | undefined,
   if (g.state !== 'SENDING') return g;
   // Delivery wins over the send's result: a failed retry of a create that had landed says nothing.
   if (g.delivered) return record(g, now, 'DELIVERED', result === 'SENT' ? 'SENT' : `SEND_${result}`, 'DELIVERED arrived while sending');
-  if (!v1(g) && g.ttl === 'REVOKED' && result !== 'CONFIG_ERROR') {
+  if (!v1(g) && g.ttl === 'REVOKED' && result !== 'REFUSED') {
     return fallback(g, now, result === 'SENT' ? 'SENT' : `SEND_${result}`, 'the platform TTL revoked it while the guard was sending');
   }
   switch (result) {
@@ -254,7 +277,7 @@ function onSendResult(g: Guard, result: SendOutcome, detail: string | undefined,
       return record(g, now, 'AWAITING_DELIVERY', 'SEND_UNKNOWN', detail ?? 'send retries spent; guarding as if sent');
     case 'NO_RCS':
       return fallback(g, now, 'SEND_NOT_FOUND', detail ?? 'RBM answered 404: the phone cannot take RCS');
-    case 'CONFIG_ERROR':
+    case 'REFUSED':
       return record(g, now, 'SEND_ERROR', 'SEND_REFUSED', detail ?? 'RBM refused the send');
   }
 }
@@ -262,7 +285,7 @@ function onSendResult(g: Guard, result: SendOutcome, detail: string | undefined,
 function onRevokeResult(g: Guard, result: RevokeOutcome, attempt: number, detail: string | undefined, now: string): Guard {
   if (g.state !== 'REVOKING') return g;
   if (g.delivered) return record(g, now, 'DELIVERED', `REVOKE_${result}`, 'DELIVERED arrived while revoking: delivery wins');
-  if (!v1(g) && g.ttl === 'REVOKED' && result !== 'CONFIG_ERROR') {
+  if (!v1(g) && g.ttl === 'REVOKED' && result !== 'REFUSED') {
     return fallback(g, now, `REVOKE_${result}`, 'the platform TTL had revoked the message');
   }
   switch (result) {
@@ -277,7 +300,7 @@ function onRevokeResult(g: Guard, result: RevokeOutcome, attempt: number, detail
         : 'revoke answered 404: most likely delivered; waiting for the DELIVERED event';
       return grace(record(g, now, 'CONFIRMING_DELIVERY', 'REVOKE_404', reason), now);
     }
-    case 'CONFIG_ERROR':
+    case 'REFUSED':
       // Rules 3: a refusal after a DELETE that may have landed (a retry, or an earlier round without an
       // answer) hides whether the message was revoked: unknown, not an operator's error alone.
       if (slowProviderRules(g) && (attempt > 1 || g.revokeMayHaveLanded)) {

@@ -148,7 +148,7 @@ describe.concurrent('chaos findings, reproduced', () => {
       sendText: 'hi',
       fallbackText: 'hi',
     });
-    for (const result of ['NO_RCS', 'CONFIG_ERROR', 'AMBIGUOUS'] as const) {
+    for (const result of ['NO_RCS', 'REFUSED', 'AMBIGUOUS'] as const) {
       let g = initialGuard(guardWorkflowId('a', 'm'), { agentId: 'a', messageId: 'm', message }, now);
       expect(g.state).toBe('SENDING');
       g = step(g, { type: 'RBM_EVENT', eventType: 'DELIVERED', eventId: 'e1' }, now);
