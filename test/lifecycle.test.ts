@@ -37,6 +37,17 @@ describe('lifecycle: delivery before the deadline', () => {
     expect(nextAction(g, tracked(), NOW)).toEqual({ kind: 'done' });
   });
 
+  it('RBM’s sendTime is shown on the event’s timeline entry and decides nothing; a duplicate adds nothing', () => {
+    const sendTime = '2026-11-22T09:59:58.123Z';
+    const g = run(tracked(), { type: 'RBM_EVENT', eventType: 'DELIVERED', eventId: 'd1', sendTime }, { type: 'RBM_EVENT', eventType: 'DELIVERED', eventId: 'd1', sendTime: '2026-11-22T09:00:00Z' });
+    expect(g.state).toBe('DELIVERED');
+    expect(g.timeline).toHaveLength(2);
+    expect(g.timeline[1]?.reason).toBe(`DELIVERED before the fallback (RBM sendTime ${sendTime})`);
+    expect(g.timeline[0]?.reason).not.toContain('sendTime');
+    const long = run(tracked(), { type: 'RBM_EVENT', eventType: 'DELIVERED', eventId: 'd2', sendTime: 'x'.repeat(41) });
+    expect(long.timeline[1]?.reason).toBe('DELIVERED before the fallback');
+  });
+
   it('READ before DELIVERED counts as delivery; the later DELIVERED changes nothing', () => {
     const g = run(tracked(), ev('READ'), ev('DELIVERED'));
     expect(g.state).toBe('DELIVERED');

@@ -35,7 +35,7 @@ export function isGuardEventType(value: unknown): value is GuardEventType {
 export interface RbmEventSignal {
   /** RBM's eventId: duplicates of one event have one effect. */
   eventId: string;
-  /** When RBM says the event happened (RFC 3339), if it said. */
+  /** When RBM says the event happened (RFC 3339), if it said: shown in the timeline, never decided on. */
   sendTime?: string;
 }
 

@@ -59,7 +59,7 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
 
   setHandler(trackSignal, (message: TrackedMessage) => apply({ type: 'TRACKED', message }));
   for (const eventType of GUARD_EVENT_TYPES) {
-    setHandler(eventSignals[eventType], ({ eventId }) => apply({ type: 'RBM_EVENT', eventType, eventId }));
+    setHandler(eventSignals[eventType], ({ eventId, sendTime }) => apply({ type: 'RBM_EVENT', eventType, eventId, sendTime }));
   }
   setHandler(statusQuery, () => statusOf(guard));
   setHandler(

@@ -61,7 +61,7 @@ export function smsFailureMeans(type: string | undefined): FallbackOutcome {
 
 export type LifecycleEvent =
   | { type: 'TRACKED'; message: TrackedMessage }
-  | { type: 'RBM_EVENT'; eventType: GuardEventType; eventId: string }
+  | { type: 'RBM_EVENT'; eventType: GuardEventType; eventId: string; sendTime?: string }
   | { type: 'SEND_RESULT'; result: SendOutcome; detail?: string }
   | { type: 'STALE' }
   | { type: 'REVOKE_RESULT'; result: RevokeOutcome; attempt?: number; detail?: string }
@@ -151,7 +151,7 @@ export function step(guard: Guard, event: LifecycleEvent, now: string): Guard {
     case 'TRACKED':
       return onTracked(g, event.message, now);
     case 'RBM_EVENT':
-      return onRbmEvent(g, event.eventType, event.eventId, now);
+      return withRbmTime(onRbmEvent(g, event.eventType, event.eventId, now), guard.timeline.length, event.sendTime);
     case 'SEND_RESULT':
       return onSendResult(g, event.result, event.detail, now);
     case 'STALE':
@@ -414,6 +414,17 @@ function smsStoppedByDelivery(g: Guard, now: string, event: string): Guard {
     return record(g, now, 'DOUBLE_DELIVERY', event, 'DELIVERED between SMS attempts, and an earlier attempt may have gone out: no further SMS');
   }
   return record(g, now, 'DELIVERED', event, 'DELIVERED between SMS attempts: the pending SMS is not sent');
+}
+
+/**
+ * The timeline entry an RBM event added says when RBM says it happened (the phone's DELIVERED can reach
+ * us minutes later): the reader sees both times. Decisions use arrival, never this clock.
+ */
+function withRbmTime(g: Guard, entriesBefore: number, sendTime: string | undefined): Guard {
+  const entry = g.timeline[entriesBefore];
+  if (!sendTime || !entry || sendTime.length > 40) return g;
+  g.timeline = [...g.timeline.slice(0, entriesBefore), { ...entry, reason: `${entry.reason} (RBM sendTime ${sendTime})` }, ...g.timeline.slice(entriesBefore + 1)];
+  return g;
 }
 
 /** Entering a grace window (RECHECK, CONFIRMING_DELIVERY): its end is fixed now, whatever arrives. */
