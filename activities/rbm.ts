@@ -1,10 +1,13 @@
 // The RBM API client: OAuth2 with a service-account key through google-auth-library, revoke and
 // send over fetch, and the one place where RBM's HTTP answers are classified into our error types.
+// With RBM_AGENTS_FILE each agent's calls go to its own region's host with its partner's key: one
+// JWT client (and so one token cache) per key file, shared by every agent of that partner.
 import { readFileSync } from 'node:fs';
 import { JWT } from 'google-auth-library';
 import { z } from 'zod';
 import { rbmBaseUrl, type Config } from '../config/index.ts';
-import { ERROR_TYPES, type RbmMessageRef, type RbmSendInput, type RevokeResult } from '../workflows/contract.ts';
+import { agentDirectory } from '../config/agents.ts';
+import { E164_PATTERN, ERROR_TYPES, normalizeAgentId, type RbmMessageRef, type RbmSendInput, type RevokeResult } from '../workflows/contract.ts';
 import { networkCode, redact, retryAfterSeconds } from './http.ts';
 
 export const RBM_SCOPE = 'https://www.googleapis.com/auth/rcsbusinessmessaging';
@@ -37,7 +40,10 @@ export interface RbmCallOptions {
 }
 
 export interface RbmClient {
+  /** The host of the single-variable setup (RBM_REGION); with an agents file see baseUrlFor. */
   readonly baseUrl: string;
+  /** The host an agent's calls go to; throws RbmError (config) for an agent without credentials. */
+  baseUrlFor(agentId: string): string;
   /** REVOKED (200) or ALREADY_DELIVERED (404); throws RbmError otherwise. */
   revoke(ref: RbmMessageRef, options?: RbmCallOptions): Promise<RevokeResult>;
   /** Creates the agent message; a retry with the same messageId is safe (RBM ignores reuse). */
@@ -53,50 +59,38 @@ export type ServiceAccountCredentials = z.infer<typeof serviceAccountKey>;
 
 export type RbmClientConfig = Pick<
   Config,
-  'RBM_API_BASE_URL' | 'RBM_REGION' | 'RBM_TOKEN_URL' | 'RBM_REQUEST_TIMEOUT_MS' | 'GOOGLE_APPLICATION_CREDENTIALS'
+  'RBM_API_BASE_URL' | 'RBM_REGION' | 'RBM_TOKEN_URL' | 'RBM_REQUEST_TIMEOUT_MS' | 'GOOGLE_APPLICATION_CREDENTIALS' | 'RBM_AGENTS_FILE'
 >;
 
 export interface RbmClientOptions {
   config: RbmClientConfig;
-  /** The service-account key file; default GOOGLE_APPLICATION_CREDENTIALS. */
+  /** The service-account key file; default GOOGLE_APPLICATION_CREDENTIALS (ignored with RBM_AGENTS_FILE). */
   keyFile?: string;
-  /** The key itself, instead of a file. */
+  /** The key itself, instead of a file (ignored with RBM_AGENTS_FILE). */
   credentials?: ServiceAccountCredentials;
 }
 
+/** Where one agent's calls go, and the key (with its token cache) that signs them. */
+interface AgentRoute {
+  auth: JWT;
+  baseUrl: string;
+}
+
 export function createRbmClient({ config, keyFile, credentials }: RbmClientOptions): RbmClient {
-  const key = credentials ?? readKeyFile(keyFile ?? config.GOOGLE_APPLICATION_CREDENTIALS);
-  const auth = new JWT({
-    email: key.client_email,
-    key: key.private_key,
-    keyId: key.private_key_id,
-    scopes: [RBM_SCOPE],
-    // Node's own fetch, not gaxios's default node-fetch: node-fetch emits an 'error' on a response body
-    // nobody listens to when its timeout fires at the wrong moment, which crashed a worker under load.
-    transporterOptions: { timeout: config.RBM_REQUEST_TIMEOUT_MS, fetchImplementation: fetch },
-  });
-  const tokenUrl = config.RBM_TOKEN_URL;
-  if (tokenUrl) {
-    // The one test seam: the client's own transporter (which its gtoken uses for the exchange)
-    // sends the token request to RBM_TOKEN_URL instead of Google. Signing, the assertion's
-    // audience and the form body stay exactly as in production.
-    auth.transporter.interceptors.request.add({
-      resolved: async (options) => {
-        if (String(options.url) === GOOGLE_TOKEN_URL) options.url = new URL(tokenUrl);
-        return options;
-      },
-    });
-  }
   const baseUrl = rbmBaseUrl(config);
+  const routeOf = agentRoutes(config, () => credentials ?? readKeyFile(keyFile ?? config.GOOGLE_APPLICATION_CREDENTIALS, 'GOOGLE_APPLICATION_CREDENTIALS'));
   const timeoutMs = config.RBM_REQUEST_TIMEOUT_MS;
 
   async function call(
+    route: AgentRoute,
     operation: 'revoke' | 'send',
     method: 'DELETE' | 'POST',
-    url: string,
+    path: string,
     options: RbmCallOptions,
     body?: unknown,
   ): Promise<{ status: number; text: string; headers: Headers }> {
+    const { auth } = route;
+    const url = `${route.baseUrl}${path}`;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     const label = `RBM ${operation}`;
@@ -134,24 +128,28 @@ export function createRbmClient({ config, keyFile, credentials }: RbmClientOptio
   return {
     baseUrl,
 
+    baseUrlFor: (agentId) => routeOf(agentId).baseUrl,
+
     async revoke(ref, options = {}) {
-      const url = `${baseUrl}/v1/phones/${phonePath(ref.phone)}/agentMessages/${encodeURIComponent(ref.messageId)}?${new URLSearchParams({ agentId: ref.agentId })}`;
+      const route = routeOf(ref.agentId);
+      const path = `/v1/phones/${phonePath(ref.phone)}/agentMessages/${encodeURIComponent(ref.messageId)}?${new URLSearchParams({ agentId: ref.agentId })}`;
       const secrets = [ref.phone];
-      const res = await call('revoke', 'DELETE', url, options);
+      const res = await call(route, 'revoke', 'DELETE', path, options);
       if (res.status >= 200 && res.status < 300) return 'REVOKED';
       if (res.status === 404) return 'ALREADY_DELIVERED';
       throw classify('RBM revoke', res, secrets);
     },
 
     async send(input, options = {}) {
-      const url = `${baseUrl}/v1/phones/${phonePath(input.phone)}/agentMessages?${new URLSearchParams({ messageId: input.messageId, agentId: input.agentId })}`;
+      const route = routeOf(input.agentId);
+      const path = `/v1/phones/${phonePath(input.phone)}/agentMessages?${new URLSearchParams({ messageId: input.messageId, agentId: input.agentId })}`;
       const body = {
         contentMessage: { text: input.text },
         messageTrafficType: input.trafficType,
         ...(input.expireTime ? { expireTime: input.expireTime } : {}),
       };
       const secrets = [input.phone, input.text];
-      const res = await call('send', 'POST', url, options, body);
+      const res = await call(route, 'send', 'POST', path, options, body);
       // 409: a platform that refuses a reused messageId already holds this very message.
       if ((res.status >= 200 && res.status < 300) || res.status === 409) return;
       if (res.status === 404) {
@@ -160,6 +158,63 @@ export function createRbmClient({ config, keyFile, credentials }: RbmClientOptio
       throw classify('RBM send', res, secrets);
     },
   };
+}
+
+/**
+ * Each agent's route. Without an agents file one key and RBM_REGION's host serve every agent (as
+ * always); with one, every partner's key is read now (a bad one stops the worker at start, naming
+ * the partner) and an agent the file does not list has no route: a config error, never retried.
+ */
+function agentRoutes(config: RbmClientConfig, defaultKey: () => ServiceAccountCredentials): (agentId: string) => AgentRoute {
+  const directory = agentDirectory(config);
+  if (!directory.file) {
+    const single: AgentRoute = { auth: jwtClient(config, defaultKey()), baseUrl: rbmBaseUrl(config) };
+    return () => single;
+  }
+  const byKeyFile = new Map<string, JWT>();
+  const routes = new Map<string, AgentRoute>();
+  for (const agentId of directory.agents ?? []) {
+    const settings = directory.lookup(agentId)!;
+    const keyFile = settings.keyFile!;
+    let auth = byKeyFile.get(keyFile);
+    if (!auth) {
+      auth = jwtClient(config, readKeyFile(keyFile, `RBM_AGENTS_FILE: partners.${settings.partner}.keyFile`));
+      byKeyFile.set(keyFile, auth);
+    }
+    routes.set(agentId, { auth, baseUrl: rbmBaseUrl({ ...config, RBM_REGION: settings.region }) });
+  }
+  const file = directory.file;
+  return (agentId) => {
+    const route = routes.get(normalizeAgentId(agentId));
+    if (!route) throw new RbmError(ERROR_TYPES.rbmConfig, `RBM: no credentials for agent "${agentId}": it is not in ${file} (RBM_AGENTS_FILE)`);
+    return route;
+  };
+}
+
+/** A JWT client for one service-account key: its own token cache, refreshed before expiry. */
+function jwtClient(config: RbmClientConfig, key: ServiceAccountCredentials): JWT {
+  const auth = new JWT({
+    email: key.client_email,
+    key: key.private_key,
+    keyId: key.private_key_id,
+    scopes: [RBM_SCOPE],
+    // Node's own fetch, not gaxios's default node-fetch: node-fetch emits an 'error' on a response body
+    // nobody listens to when its timeout fires at the wrong moment, which crashed a worker under load.
+    transporterOptions: { timeout: config.RBM_REQUEST_TIMEOUT_MS, fetchImplementation: fetch },
+  });
+  const tokenUrl = config.RBM_TOKEN_URL;
+  if (tokenUrl) {
+    // The one test seam: the client's own transporter (which its gtoken uses for the exchange)
+    // sends the token request to RBM_TOKEN_URL instead of Google. Signing, the assertion's
+    // audience and the form body stay exactly as in production.
+    auth.transporter.interceptors.request.add({
+      resolved: async (options) => {
+        if (String(options.url) === GOOGLE_TOKEN_URL) options.url = new URL(tokenUrl);
+        return options;
+      },
+    });
+  }
+  return auth;
 }
 
 /** 429/408/5xx are worth retrying; other 4xx say the request or the setup is wrong. */
@@ -202,22 +257,23 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function readKeyFile(path: string | undefined): ServiceAccountCredentials {
-  if (!path) throw new Error('GOOGLE_APPLICATION_CREDENTIALS: set it to the RBM service-account key file');
+/** `where` names the setting the path came from, for the error. */
+function readKeyFile(path: string | undefined, where: string): ServiceAccountCredentials {
+  if (!path) throw new Error(`${where}: set it to the RBM service-account key file`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new Error(`GOOGLE_APPLICATION_CREDENTIALS: cannot read ${path} as JSON (${(error as Error).message})`);
+    throw new Error(`${where}: cannot read ${path} as JSON (${(error as Error).message})`);
   }
   const key = serviceAccountKey.safeParse(parsed);
-  if (!key.success) throw new Error(`GOOGLE_APPLICATION_CREDENTIALS: ${path} is not a service-account key (needs client_email and private_key)`);
+  if (!key.success) throw new Error(`${where}: ${path} is not a service-account key (needs client_email and private_key)`);
   return key.data;
 }
 
 /** The path segment of a phone: E.164 with a literal '+', as the API documents it. */
 function phonePath(phone: string): string {
-  if (!/^\+[1-9]\d{1,14}$/.test(phone)) {
+  if (!E164_PATTERN.test(phone)) {
     throw new RbmError(ERROR_TYPES.rbmConfig, 'RBM: phone number is not E.164');
   }
   return phone;

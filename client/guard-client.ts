@@ -67,18 +67,33 @@ export type ListFilter = z.input<typeof listFilterSchema>;
 
 const workflowIdSchema = z.string().refine((id) => parseGuardWorkflowId(id) !== undefined, 'a guard id looks like rbm-guard/<agentId>/<messageId>');
 
+export interface GuardClientOptions {
+  /**
+   * The agents the service has RBM credentials for (bare or `@rbm.goog` ids): track() refuses any
+   * other before a guard starts. Unset: every agent. The service's HTTP API and CLI pass the agents
+   * of RBM_AGENTS_FILE (config/agents.ts).
+   */
+  agents?: Iterable<string>;
+}
+
 export class GuardClient {
   private readonly client: Client;
   private readonly taskQueue: string;
+  private readonly agents: ReadonlySet<string> | undefined;
 
-  constructor(client: Client, taskQueue: string) {
+  constructor(client: Client, taskQueue: string, options: GuardClientOptions = {}) {
     this.client = client;
     this.taskQueue = taskQueue;
+    this.agents = options.agents ? new Set([...options.agents].map(normalizeAgentId)) : undefined;
   }
 
   /** Starts the guard for a sent message, or finds the one already guarding it. */
   async track(input: TrackInput): Promise<TrackResult> {
     const message = parseTrackInput(input);
+    // A guard for an agent without credentials could neither revoke nor send: refuse it up front.
+    if (this.agents && !this.agents.has(message.agentId)) {
+      throw new ValidationError([{ field: 'agentId', message: `no RBM credentials for agent "${message.agentId}" (it is not in the agents file)` }]);
+    }
     const workflowId = guardWorkflowId(message.agentId, message.messageId);
     const guardInput: NewGuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message };
     const options = {
@@ -201,7 +216,5 @@ function guardSummary(wf: WorkflowExecutionInfo): GuardSummary {
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, field?: string): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw new ValidationError(
-    parsed.error.issues.map((i) => ({ field: [field, ...i.path.map(String)].filter(Boolean).join('.') || '(input)', message: i.message })),
-  );
+  throw ValidationError.fromZod(parsed.error, field);
 }

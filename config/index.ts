@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contract.ts';
 import { unfetchableUrl } from '../activities/http.ts';
+import { agentsFileIssues, RBM_REGIONS, splitTokens } from './agents.ts';
+import { ConfigError } from './errors.ts';
 
 const port = z.coerce.number({ error: 'expected a port number (0–65535)' }).int().min(0).max(65535);
 /** A whole number of milliseconds or bytes, > 0 (or ≥ 0). */
@@ -20,7 +22,7 @@ const fetchableUrl = z.url().superRefine((text, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-export const RBM_REGIONS = ['global', 'us', 'europe', 'asia'] as const;
+export { RBM_REGIONS };
 
 /** An encryption key id: short, printable, safe in payload metadata and error messages. */
 export const KEY_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -52,12 +54,18 @@ export const envSchema = z.object({
   GOOGLE_APPLICATION_CREDENTIALS: opt(z.string().min(1)),
   RBM_AGENT_ID: opt(z.string().min(1)),
   RBM_REGION: withDefault(z.enum(RBM_REGIONS), 'global'),
+  /** The simulator's URL; a `{region}` in it is replaced by each agent's region (tests tell the hosts apart). */
   RBM_API_BASE_URL: opt(z.url()),
   RBM_TOKEN_URL: opt(z.url()),
   /** Per-request timeout for RBM calls; a revoke that times out counts as ambiguous. */
   RBM_REQUEST_TIMEOUT_MS: withDefault(count(), 10_000),
 
   RBM_CLIENT_TOKEN: opt(z.string().min(1)),
+  /**
+   * Per-agent settings for many agents, partners and regions (config/agents.ts): each agent's key file,
+   * region and webhook client tokens. Unset: the three variables above serve every agent.
+   */
+  RBM_AGENTS_FILE: opt(z.string().min(1)),
   WEBHOOK_PORT: withDefault(port, 8080),
   WEBHOOK_HOST: withDefault(z.string().min(1), '0.0.0.0'),
   /** The webhook's Prometheus endpoint, on METRICS_HOST: never on the public webhook port. Unset: none. */
@@ -128,15 +136,12 @@ export const envSchema = z.object({
 
 export type Config = z.infer<typeof envSchema>;
 
-export class ConfigError extends Error {
-  readonly issues: { variable: string; message: string }[];
-  constructor(issues: { variable: string; message: string }[]) {
-    super(
-      'Invalid configuration:\n' + issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n'),
-    );
-    this.name = 'ConfigError';
-    this.issues = issues;
-  }
+export { ConfigError };
+
+/** What the chosen SMS provider needs and is not given. (The HTTP provider's URL is checked where it is used: only the worker sends.) */
+export function fallbackProviderIssues(config: Pick<Config, 'FALLBACK_PROVIDER' | 'TWILIO_ACCOUNT_SID' | 'TWILIO_AUTH_TOKEN' | 'TWILIO_FROM'>): { variable: string; message: string }[] {
+  if (config.FALLBACK_PROVIDER !== 'twilio') return [];
+  return (['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'] as const).filter((k) => !config[k]).map((variable) => ({ variable, message: 'required when FALLBACK_PROVIDER=twilio' }));
 }
 
 /** Parses the environment; throws ConfigError naming every bad variable. */
@@ -149,15 +154,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = parsed.data;
   const missing: { variable: string; message: string }[] = [];
-  if (config.FALLBACK_PROVIDER === 'twilio') {
-    for (const key of ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'] as const) {
-      if (!config[key]) missing.push({ variable: key, message: 'required when FALLBACK_PROVIDER=twilio' });
-    }
-  }
+  missing.push(...fallbackProviderIssues(config));
   if (Boolean(config.TEMPORAL_TLS_CERT) !== Boolean(config.TEMPORAL_TLS_KEY)) {
     missing.push({ variable: 'TEMPORAL_TLS_KEY', message: 'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together' });
   }
   missing.push(...encryptionIssues(config));
+  if (config.RBM_AGENTS_FILE) missing.push(...agentsFileIssues(config.RBM_AGENTS_FILE));
   if (missing.length) throw new ConfigError(missing);
   return config;
 }
@@ -169,17 +171,14 @@ export function smsPerSecond(config: Pick<Config, 'FALLBACK_PROVIDER' | 'TWILIO_
 
 /** The RBM API host for a region (the simulator's URL when RBM_API_BASE_URL is set). */
 export function rbmBaseUrl(config: Pick<Config, 'RBM_API_BASE_URL' | 'RBM_REGION'>): string {
-  if (config.RBM_API_BASE_URL) return config.RBM_API_BASE_URL.replace(/\/+$/, '');
+  if (config.RBM_API_BASE_URL) return config.RBM_API_BASE_URL.replace(/\{region\}|%7Bregion%7D/gi, config.RBM_REGION).replace(/\/+$/, '');
   const prefix = config.RBM_REGION === 'global' ? '' : `${config.RBM_REGION}-`;
   return `https://${prefix}rcsbusinessmessaging.googleapis.com`;
 }
 
 /** Client tokens for the webhook signature check (several at once during a rotation). */
 export function clientTokens(config: Pick<Config, 'RBM_CLIENT_TOKEN'>): string[] {
-  return (config.RBM_CLIENT_TOKEN ?? '')
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
+  return splitTokens(config.RBM_CLIENT_TOKEN);
 }
 
 // ---- payload encryption and the codec server ----

@@ -1,6 +1,7 @@
 // What each command does, once its arguments are parsed: check the input, connect, call
 // GuardClient, print. Imported only when a command runs (it brings in the Temporal client).
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { agentDirectory } from '../../config/agents.ts';
 import { SA, type GuardStatus, type LateDeliveryInput } from '../../workflows/contract.ts';
 import type { GuardClient } from '../guard-client.ts';
 import { errorText, GRPC, grpcCause } from '../temporal-errors.ts';
@@ -38,6 +39,11 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
   };
   // Validate (and turn --stale-in into a deadline) before connecting; the guard gets this exact deadline.
   const message = parseTrackInput(input);
+  // An agent without RBM credentials (not in RBM_AGENTS_FILE): its guard could neither revoke nor send.
+  const agents = agentDirectory(config).agents;
+  if (agents && !agents.has(message.agentId)) {
+    throw usage(`--agent: no RBM credentials for agent "${message.agentId}": it is not in ${config.RBM_AGENTS_FILE} (RBM_AGENTS_FILE)`);
+  }
   const result = await (await session.guards()).track({ ...input, staleIn: undefined, staleAt: message.staleAt, ttl: undefined, expireTime: message.platformExpireAt ?? undefined });
   const { io } = ctx;
   if (opts.json) {

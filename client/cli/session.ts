@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { ServiceError, type Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../../config/index.ts';
+import { agentDirectory } from '../../config/agents.ts';
 import { codecFromConfig, devKeyFile } from '../codec.ts';
 import { clientOptions, connectClient, TlsFileError } from '../connection.ts';
 import { GuardClient } from '../guard-client.ts';
@@ -60,7 +61,7 @@ export class Session {
       const cause = err instanceof ServiceError && err.cause ? err.cause : err;
       throw this.unreachable(/before the deadline/i.test(errorText(cause)) ? `no answer within ${timeoutMs / 1000}s` : errorText(cause));
     }
-    return new GuardClient(this.client, config.TEMPORAL_TASK_QUEUE);
+    return new GuardClient(this.client, config.TEMPORAL_TASK_QUEUE, { agents: agentDirectory(config).agents });
   }
 
   unreachable(reason: string): CliError {

@@ -5,19 +5,20 @@
 // guard most (`unknownRevoke` / `revokeOfRevoked` keep the kind 200 as switches).
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { E164_PATTERN } from '../../workflows/names.ts';
 import type { DeliveryModel, SimMessage } from './delivery.ts';
 import type { FaultInjector } from './faults.ts';
 import type { OAuthServer } from './oauth.ts';
-import type { RbmSimulatorOptions } from './rbm-types.ts';
+import type { Partners } from './partners.ts';
+import type { RbmSimulatorOptions, SimRegion } from './rbm-types.ts';
 import { googleError, type Outcome, type SimRuntime } from './runtime.ts';
 
-const E164 = /^\+[1-9]\d{1,14}$/;
 const MAX_TTL_MS = 15 * 24 * 60 * 60 * 1000;
 const TRAFFIC_TYPES = ['AUTHENTICATION', 'TRANSACTION', 'PROMOTION', 'SERVICEREQUEST', 'ACKNOWLEDGEMENT'] as const;
 
 const createQuery = z.object({ messageId: z.string().min(1).max(512), agentId: z.string().min(1) });
 const revokeQuery = z.object({ agentId: z.string().min(1) });
-const phoneParams = z.object({ phone: z.string().regex(E164, 'phone must be E.164') });
+const phoneParams = z.object({ phone: z.string().regex(E164_PATTERN, 'phone must be E.164') });
 const revokeParams = phoneParams.extend({ messageId: z.string().min(1) });
 
 const agentMessageBody = z
@@ -46,13 +47,15 @@ export class AgentMessagesApi {
 
   private readonly rt: SimRuntime;
   private readonly oauth: OAuthServer;
+  private readonly partners: Partners;
   private readonly faults: FaultInjector;
   private readonly delivery: DeliveryModel;
   private readonly options: Pick<RbmSimulatorOptions, 'reusedMessageId' | 'unknownRevoke' | 'revokeOfRevoked' | 'deniedAgents' | 'noRcsPhones'>;
 
-  constructor(rt: SimRuntime, oauth: OAuthServer, faults: FaultInjector, delivery: DeliveryModel, options: Pick<RbmSimulatorOptions, 'reusedMessageId' | 'unknownRevoke' | 'revokeOfRevoked' | 'deniedAgents' | 'noRcsPhones'>) {
+  constructor(rt: SimRuntime, oauth: OAuthServer, partners: Partners, faults: FaultInjector, delivery: DeliveryModel, options: Pick<RbmSimulatorOptions, 'reusedMessageId' | 'unknownRevoke' | 'revokeOfRevoked' | 'deniedAgents' | 'noRcsPhones'>) {
     this.rt = rt;
     this.oauth = oauth;
+    this.partners = partners;
     this.faults = faults;
     this.delivery = delivery;
     this.options = options;
@@ -60,9 +63,11 @@ export class AgentMessagesApi {
     this.noRcsPhones = new Set(options.noRcsPhones);
   }
 
-  async createRoute(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  /** `region`: the regional host the request reached (null: the plain base URL). */
+  async createRoute(req: FastifyRequest, reply: FastifyReply, region: SimRegion | null = null): Promise<void> {
     this.rt.counters.creates++;
-    if (!this.oauth.authorized(req, reply)) return;
+    const account = this.oauth.authorize(req, reply);
+    if (account === undefined) return;
     const params = phoneParams.safeParse(req.params);
     const query = createQuery.safeParse(req.query);
     const body = agentMessageBody.safeParse(req.body);
@@ -73,6 +78,8 @@ export class AgentMessagesApi {
     const { agentId, messageId } = query.data;
     const { phone } = params.data;
     if (this.deniedAgents.has(agentId)) return this.rt.send(reply, googleError(403, 'The caller does not have permission'));
+    const refused = this.partners.refusal(account, agentId, region);
+    if (refused) return this.rt.send(reply, refused);
 
     const now = Date.now();
     let expireAt: number | undefined;
@@ -105,9 +112,10 @@ export class AgentMessagesApi {
     });
   }
 
-  async revokeRoute(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  async revokeRoute(req: FastifyRequest, reply: FastifyReply, region: SimRegion | null = null): Promise<void> {
     this.rt.counters.revokes++;
-    if (!this.oauth.authorized(req, reply)) return;
+    const account = this.oauth.authorize(req, reply);
+    if (account === undefined) return;
     const params = revokeParams.safeParse(req.params);
     const query = revokeQuery.safeParse(req.query);
     if (!params.success || !query.success) {
@@ -122,6 +130,12 @@ export class AgentMessagesApi {
     if (this.deniedAgents.has(agentId)) {
       known?.revokeAnswers.push(403);
       return this.rt.send(reply, googleError(403, 'The caller does not have permission'));
+    }
+    // Another partner's token, or another region's host: the message is not touched.
+    const refused = this.partners.refusal(account, agentId, region);
+    if (refused) {
+      known?.revokeAnswers.push(refused.status);
+      return this.rt.send(reply, refused);
     }
     return this.faults.respond(
       'revoke',

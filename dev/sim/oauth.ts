@@ -1,6 +1,7 @@
-// Google's OAuth2 JWT-bearer exchange, as RBM clients use it: a service-account key (generated here),
-// the token endpoint that checks the signed assertion (signature, audience, scope, lifetime), and the
-// bearer check on every API call. Its own constants, so a typo on the client side fails here.
+// Google's OAuth2 JWT-bearer exchange, as RBM clients use it: service-account keys (generated here:
+// the default one, and one per partner account), the token endpoint that checks the signed assertion
+// (signature, audience, scope, lifetime), and the bearer check on every API call, which says whose
+// key the token came from. Its own constants, so a typo on the client side fails here.
 import { generateKeyPairSync, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,9 +33,15 @@ interface ServiceAccount {
 }
 
 export class OAuthServer {
+  /** The default account's key. */
   readonly serviceAccountKey: ServiceAccountKey;
   private readonly accounts = new Map<string, ServiceAccount>();
-  private readonly tokens = new Map<string, number>();
+  /** Access token → its expiry and the account (client_email) it was issued to. */
+  private readonly tokens = new Map<string, { expiresAt: number; account: string }>();
+  /** Tokens issued per account (client_email): a client's token cache is per key. */
+  readonly issuedPerAccount = new Map<string, number>();
+  /** The account whose token authorised each API request. */
+  private readonly accountOf = new WeakMap<FastifyRequest, string>();
 
   private readonly rt: SimRuntime;
   private readonly faults: FaultInjector;
@@ -44,13 +51,18 @@ export class OAuthServer {
     this.rt = rt;
     this.faults = faults;
     this.tokenLifetimeSeconds = tokenLifetimeSeconds;
+    this.serviceAccountKey = this.addAccount('rbm-guard-sim', 'rbm-sim');
+  }
+
+  /** A new service account with its own RSA key (a partner's, in its own project). */
+  addAccount(name: string, project: string): ServiceAccountKey {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const keyId = randomBytes(20).toString('hex');
-    const email = 'rbm-guard-sim@rbm-sim.iam.gserviceaccount.com';
+    const email = `${name}@${project}.iam.gserviceaccount.com`;
     this.accounts.set(email, { email, keyId, publicKey });
-    this.serviceAccountKey = {
+    return {
       type: 'service_account',
-      project_id: 'rbm-sim',
+      project_id: project,
       private_key_id: keyId,
       private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       client_email: email,
@@ -72,21 +84,30 @@ export class OAuthServer {
       });
     }
     return this.faults.respond('token', undefined, reply, () => {
-      const problem = this.checkAssertion(form.data.assertion);
-      if (problem) {
+      const checked = this.checkAssertion(form.data.assertion);
+      if ('problem' in checked) {
         this.rt.counters.tokensRejected++;
-        return { status: 400, body: { error: 'invalid_grant', error_description: problem } };
+        return { status: 400, body: { error: 'invalid_grant', error_description: checked.problem } };
       }
       const token = `ya29.sim.${randomBytes(24).toString('base64url')}`;
       const lifetime = this.tokenLifetimeSeconds ?? 3599;
-      this.tokens.set(token, Date.now() + lifetime * 1000);
+      this.tokens.set(token, { expiresAt: Date.now() + lifetime * 1000, account: checked.account });
+      this.issuedPerAccount.set(checked.account, (this.issuedPerAccount.get(checked.account) ?? 0) + 1);
       this.rt.counters.tokensIssued++;
       return { status: 200, body: { access_token: token, expires_in: lifetime, token_type: 'Bearer' } };
     });
   }
 
+  /** The account a good assertion is for, or why it is refused. */
+  private checkAssertion(assertion: string): { account: string } | { problem: string } {
+    const problem = this.assertionProblem(assertion);
+    if (problem) return { problem };
+    const claims = parseBase64Json(assertion.split('.')[1] ?? '') as { iss: string };
+    return { account: claims.iss };
+  }
+
   /** Returns why the assertion is refused, or undefined if it is good. */
-  private checkAssertion(assertion: string): string | undefined {
+  private assertionProblem(assertion: string): string | undefined {
     const [headerPart, claimsPart, signaturePart, ...rest] = assertion.split('.');
     if (!headerPart || !claimsPart || !signaturePart || rest.length) return 'Invalid JWT: malformed assertion.';
     const header = jwtHeader.safeParse(parseBase64Json(headerPart));
@@ -111,10 +132,14 @@ export class OAuthServer {
     return undefined;
   }
 
-  authorized(req: FastifyRequest, reply: FastifyReply): boolean {
+  /** The account (client_email) whose token authorised the request; undefined once answered 401. */
+  authorize(req: FastifyRequest, reply: FastifyReply): string | undefined {
     const token = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const expiresAt = token ? this.tokens.get(token) : undefined;
-    if (expiresAt !== undefined && expiresAt > Date.now()) return true;
+    const issued = token ? this.tokens.get(token) : undefined;
+    if (issued !== undefined && issued.expiresAt > Date.now()) {
+      this.accountOf.set(req, issued.account);
+      return issued.account;
+    }
     this.rt.counters.unauthenticated++;
     this.rt.send(
       reply,
@@ -123,7 +148,12 @@ export class OAuthServer {
         'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
       ),
     );
-    return false;
+    return undefined;
+  }
+
+  /** The account that authorised a request (undefined: none did). */
+  accountFor(req: FastifyRequest): string | undefined {
+    return this.accountOf.get(req);
   }
 
   /** Invalidates every issued access token (the next API call gets 401). */
@@ -131,15 +161,15 @@ export class OAuthServer {
     this.tokens.clear();
   }
 
-  /** Writes the key as JSON (mode 0600) and returns its path; a temp folder is added to tempDirs. */
-  writeKeyFile(dir: string | undefined, tempDirs: string[]): string {
+  /** Writes a key (default: the default account's) as JSON (mode 0600) and returns its path; a temp folder is added to tempDirs. */
+  writeKeyFile(dir: string | undefined, tempDirs: string[], key: ServiceAccountKey = this.serviceAccountKey): string {
     let target = dir;
     if (!target) {
       target = mkdtempSync(join(tmpdir(), 'rbm-sim-key-'));
       tempDirs.push(target);
     }
-    const path = join(target, `${this.serviceAccountKey.project_id}-${this.serviceAccountKey.private_key_id.slice(0, 12)}.json`);
-    writeFileSync(path, JSON.stringify(this.serviceAccountKey, null, 2), { mode: 0o600 });
+    const path = join(target, `${key.project_id}-${key.private_key_id.slice(0, 12)}.json`);
+    writeFileSync(path, JSON.stringify(key, null, 2), { mode: 0o600 });
     return path;
   }
 }

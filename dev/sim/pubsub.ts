@@ -120,9 +120,17 @@ export class Pusher {
   private readonly rt: SimRuntime;
   readonly clientToken: string;
 
-  constructor(rt: SimRuntime, clientToken: string, options: { webhookUrl?: string; onEvent?: (event: RbmEvent) => Promise<void>; push?: PushRetryOptions }) {
+  /** The token that signs an agent's events when it is not the default one (its partner's). */
+  private readonly tokenFor: (agentId: string) => string | undefined;
+
+  constructor(
+    rt: SimRuntime,
+    clientToken: string,
+    options: { webhookUrl?: string; onEvent?: (event: RbmEvent) => Promise<void>; push?: PushRetryOptions; tokenFor?: (agentId: string) => string | undefined },
+  ) {
     this.rt = rt;
     this.clientToken = clientToken;
+    this.tokenFor = options.tokenFor ?? (() => undefined);
     this.webhookUrl = options.webhookUrl;
     this.onEvent = options.onEvent;
     this.options = {
@@ -153,7 +161,7 @@ export class Pusher {
     this.all.push(record);
     message?.eventsPushed.push(record);
     // One Pub/Sub message: redeliveries keep its id.
-    const push = pubsubPush(event, { ...options, clientToken: options.clientToken ?? this.clientToken });
+    const push = pubsubPush(event, { ...options, clientToken: options.clientToken ?? this.tokenFor(event.agentId) ?? this.clientToken });
     const maxAttempts = options.retry === false ? 1 : this.options.maxAttempts;
     for (let attempt = 1; !this.rt.closing; attempt++) {
       const status = await this.attempt(via, event, push);

@@ -14,8 +14,10 @@ import { AgentMessagesApi } from './agent-messages.ts';
 import { DeliveryModel, toTruth } from './delivery.ts';
 import { FaultInjector } from './faults.ts';
 import { OAuthServer } from './oauth.ts';
+import { Partners, SIM_REGIONS } from './partners.ts';
 import { Pusher } from './pubsub.ts';
 import type {
+  ApiRequestRecord,
   DeliveryPlan,
   MessageTruth,
   PushOptions,
@@ -28,6 +30,7 @@ import type {
   RbmSimulatorStats,
   RegisterSentInput,
   ServiceAccountKey,
+  SimRegion,
 } from './rbm-types.ts';
 import { googleError, SimRuntime } from './runtime.ts';
 
@@ -41,6 +44,7 @@ class Simulator implements RbmSimulator {
   private readonly rt = new SimRuntime();
   private readonly faults: FaultInjector;
   private readonly oauth: OAuthServer;
+  private readonly partners: Partners;
   private readonly pusher: Pusher;
   private readonly delivery: DeliveryModel;
   private readonly api: AgentMessagesApi;
@@ -50,9 +54,10 @@ class Simulator implements RbmSimulator {
     this.app = app;
     this.faults = new FaultInjector(this.rt, options.random);
     this.oauth = new OAuthServer(this.rt, this.faults, options.tokenLifetimeSeconds);
-    this.pusher = new Pusher(this.rt, options.clientToken ?? randomBytes(16).toString('hex'), options);
+    this.partners = new Partners(this.oauth, options);
+    this.pusher = new Pusher(this.rt, options.clientToken ?? randomBytes(16).toString('hex'), { ...options, tokenFor: (agentId) => this.partners.eventToken(agentId) });
     this.delivery = new DeliveryModel(this.rt, this.faults, this.pusher, options);
-    this.api = new AgentMessagesApi(this.rt, this.oauth, this.faults, this.delivery, options);
+    this.api = new AgentMessagesApi(this.rt, this.oauth, this.partners, this.faults, this.delivery, options);
   }
 
   get clientToken(): string {
@@ -69,6 +74,10 @@ class Simulator implements RbmSimulator {
 
   get url(): string {
     return this.baseUrl;
+  }
+
+  get regionalUrl(): string {
+    return `${this.baseUrl}/{region}`;
   }
 
   get tokenUrl(): string {
@@ -88,14 +97,39 @@ class Simulator implements RbmSimulator {
     app.setNotFoundHandler((_req, reply) => this.rt.send(reply, googleError(404, 'Not found.')));
 
     app.post('/token', (req, reply) => this.oauth.tokenRoute(req, reply));
-    app.post('/v1/phones/:phone/agentMessages', (req, reply) => this.api.createRoute(req, reply));
-    app.delete('/v1/phones/:phone/agentMessages/:messageId', (req, reply) => this.api.revokeRoute(req, reply));
+    // The plain base URL (region null) and each region's host, as the path prefix /{region}.
+    for (const region of [null, ...SIM_REGIONS] as (SimRegion | null)[]) {
+      const prefix = region === null ? '' : `/${region}`;
+      const config = { region };
+      app.post(`${prefix}/v1/phones/:phone/agentMessages`, { config }, (req, reply) => this.api.createRoute(req, reply, region));
+      app.delete(`${prefix}/v1/phones/:phone/agentMessages/:messageId`, { config }, (req, reply) => this.api.revokeRoute(req, reply, region));
+    }
+    app.addHook('onResponse', async (req, reply) => {
+      const { region } = req.routeOptions.config as { region?: SimRegion | null };
+      if (region !== undefined) this.partners.record(req, reply, region);
+    });
   }
 
   // --- Public controls -------------------------------------------------------------------------
 
-  writeServiceAccountKeyFile(dir?: string): string {
-    return this.oauth.writeKeyFile(dir, this.tempDirs);
+  writeServiceAccountKeyFile(dir?: string, partner?: string): string {
+    return this.oauth.writeKeyFile(dir, this.tempDirs, partner === undefined ? undefined : this.partners.key(partner));
+  }
+
+  partnerKey(partner: string): ServiceAccountKey {
+    return this.partners.key(partner);
+  }
+
+  partnerClientToken(partner: string): string {
+    return this.partners.clientToken(partner);
+  }
+
+  tokenExchanges(): Record<string, number> {
+    return Object.fromEntries(this.oauth.issuedPerAccount);
+  }
+
+  requests(): ApiRequestRecord[] {
+    return this.partners.requests();
   }
 
   setWebhookUrl(url: string | undefined): void {

@@ -102,8 +102,35 @@ export interface RbmSimulatorOptions {
   /** agentId as events carry it: as the backend sent it (default) or with '@rbm.goog'. */
   eventAgentId?: 'as-sent' | 'rbm.goog';
   tokenLifetimeSeconds?: number;
+  /**
+   * Partner accounts besides the default one, by name: each gets its own service-account key and
+   * webhook client token, and owns its agents (agent id → its region). Only its key's tokens may act
+   * for them (else 403), only on their region's host (else 404); their events are signed with its
+   * token. Agents no partner owns belong to the default account.
+   */
+  partners?: Record<string, SimPartnerOptions>;
   push?: PushRetryOptions;
   random?: RandomFaults;
+}
+
+export type SimRegion = 'global' | 'us' | 'europe' | 'asia';
+
+export interface SimPartnerOptions {
+  agents: Record<string, SimRegion>;
+  /** The partner's webhook client token. Default: random. */
+  clientToken?: string;
+}
+
+/** One agentMessages request as the simulator answered it. */
+export interface ApiRequestRecord {
+  method: string;
+  /** The regional host it reached (`regionalUrl`), or null: the plain base URL. */
+  region: SimRegion | null;
+  agentId: string | null;
+  messageId: string | null;
+  /** client_email of the key whose token authorised it; null: none did (401). */
+  account: string | null;
+  status: number;
 }
 
 export const USER_EVENT_TYPES = ['DELIVERED', 'READ', 'IS_TYPING', 'SUBSCRIBE', 'UNSUBSCRIBE'] as const;
@@ -241,12 +268,25 @@ export interface PushOptions {
 export interface RbmSimulator {
   /** Base URL of the API (RBM_API_BASE_URL). */
   readonly url: string;
+  /**
+   * The API with a `{region}` placeholder (RBM_API_BASE_URL): each region's host is the path prefix
+   * `/{region}` here, so requests tell which host they reached (see requests()).
+   */
+  readonly regionalUrl: string;
   /** The token endpoint (RBM_TOKEN_URL). */
   readonly tokenUrl: string;
   readonly clientToken: string;
   readonly serviceAccountKey: ServiceAccountKey;
-  /** Writes the key as JSON (mode 0600) and returns its path; removed at close when dir is omitted. */
-  writeServiceAccountKeyFile(dir?: string): string;
+  /** Writes the key (a partner's if named) as JSON (mode 0600) and returns its path; removed at close when dir is omitted. */
+  writeServiceAccountKeyFile(dir?: string, partner?: string): string;
+  /** A partner's service-account key (options.partners). */
+  partnerKey(partner: string): ServiceAccountKey;
+  /** A partner's webhook client token (options.partners). */
+  partnerClientToken(partner: string): string;
+  /** Access tokens issued per service account (client_email). */
+  tokenExchanges(): Record<string, number>;
+  /** The latest agentMessages requests (up to 10,000): host reached, account, status. */
+  requests(): ApiRequestRecord[];
   setWebhookUrl(url: string | undefined): void;
   setOnEvent(onEvent: ((event: RbmEvent) => Promise<void>) | undefined): void;
   /** Sets a message's plan: before it is created (applied at creation) or after (re-scheduled). */

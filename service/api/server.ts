@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../../config/index.ts';
 import type { Logger } from '../../config/logger.ts';
+import { agentDirectory } from '../../config/agents.ts';
 import { GuardClient } from '../../client/guard-client.ts';
 import { buildApiApp } from './app.ts';
 import { loadApiKeys, type ApiKeys } from './auth.ts';
@@ -21,7 +22,8 @@ export interface ApiServer {
 /** Listens with the given client (the caller owns and closes it). Throws a one-line Error on a taken port. */
 export async function startApiServer(config: Config, options: { client: Client; logger: Logger }): Promise<ApiServer> {
   const keys = loadApiKeys(config);
-  const guards = new GuardClient(options.client, config.TEMPORAL_TASK_QUEUE);
+  // With RBM_AGENTS_FILE a track for an agent it does not list is refused (400, body.agentId) before any guard starts.
+  const guards = new GuardClient(options.client, config.TEMPORAL_TASK_QUEUE, { agents: agentDirectory(config).agents });
   const app = await buildApiApp({ client: options.client, guards, keys: keys.keys, config, logger: options.logger });
   const { port, url } = await listenOn(app, { host: config.RBM_GUARD_API_HOST, port: config.RBM_GUARD_API_PORT, variable: 'RBM_GUARD_API_PORT' });
   if (keys.keys.length === 0) options.logger.warn(`HTTP API: ${keys.source}`);

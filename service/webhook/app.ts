@@ -5,17 +5,20 @@
 // Every status it answers is chosen for Pub/Sub's delivery contract: anything but 200 is retried
 // for up to 7 days. So 200 means "Temporal has the signal" (or "deliberately ignored"), 503 means
 // "Temporal is down or slow, send it again", and 4xx means "this request can never succeed".
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { Registry } from 'prom-client';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { clientTokens, ConfigError, type Config } from '../../config/index.ts';
+import { ConfigError, type Config } from '../../config/index.ts';
+import { agentDirectory } from '../../config/agents.ts';
 import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts';
 import { eventSignals, GUARD_RULES, guardWorkflowId, normalizeAgentId, WORKFLOW_TYPE, type GuardInput } from '../../workflows/contract.ts';
 import { causeOf, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../../client/temporal-errors.ts';
 import { guardStartOptions } from '../../client/start-options.ts';
-import { classifyEvent, routeRequest, webhookTypeOf, type Classified } from './classify.ts';
+import { classifyEvent, eventAgentId, routeRequest, webhookTypeOf, type Classified } from './classify.ts';
 import { handleLateEvent } from '../../client/late-records.ts';
+import { fastifyClientError, HttpError } from '../http-error.ts';
+import { digest, firstMatch } from '../secrets.ts';
 import { createMetrics } from './metrics.ts';
 
 export const EVENTS_PATH = '/rbm/events';
@@ -23,6 +26,7 @@ export const EVENTS_PATH = '/rbm/events';
 export type WebhookConfig = Pick<
   Config,
   | 'RBM_CLIENT_TOKEN'
+  | 'RBM_AGENTS_FILE'
   | 'RBM_AGENT_ID'
   | 'TEMPORAL_TASK_QUEUE'
   | 'WEBHOOK_BODY_LIMIT_BYTES'
@@ -49,33 +53,29 @@ export function rbmSignature(clientToken: string, data: Buffer): string {
   return createHmac('sha512', Buffer.from(clientToken, 'utf8')).update(data).digest('base64');
 }
 
-/** A 4xx answer: the request can never succeed as sent. */
-class BadRequest extends Error {
-  readonly statusCode: number;
-  readonly code: string;
-  constructor(statusCode: number, code: string, message: string) {
-    super(message);
-    this.statusCode = statusCode;
-    this.code = code;
-  }
-}
 
-function safeEqual(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
 
 export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
   const { client, config } = options;
-  const tokens = clientTokens(config);
+  // Each agent's events are signed with its own partner's token(s) (RBM_AGENTS_FILE); without the
+  // file, RBM_CLIENT_TOKEN's tokens sign every agent's.
+  const directory = agentDirectory(config);
+  const tokens = directory.allClientTokens;
   if (tokens.length === 0) {
     throw new ConfigError([{ variable: 'RBM_CLIENT_TOKEN', message: 'required by the webhook adapter' }]);
   }
-  const tokenKeys = tokens.map((t) => Buffer.from(t, 'utf8'));
-  const tokenHashes = tokens.map(sha256);
+  const keysOf = new Map<readonly string[], Buffer[]>();
+  /** The HMAC keys that may sign an event of this agent; undefined: the agent is not configured. */
+  const signingKeys = (agentId: string | undefined): Buffer[] | undefined => {
+    // An event that names no agent (and no RBM_AGENT_ID) reaches no guard: any partner may have sent it.
+    const candidates = agentId === undefined ? tokens : directory.lookup(agentId)?.clientTokens;
+    if (!candidates) return undefined;
+    let keys = keysOf.get(candidates);
+    if (!keys) keysOf.set(candidates, (keys = candidates.map((t) => Buffer.from(t, 'utf8'))));
+    return keys;
+  };
+  // The verification handshake names no agent: any configured partner's token is accepted.
+  const tokenHashes = tokens.map(digest);
   const signalTimeoutMs = options.signalTimeoutMs ?? 5_000;
   const readyTimeoutMs = options.readyTimeoutMs ?? 2_000;
   const fallbackAgentId = config.RBM_AGENT_ID ? normalizeAgentId(config.RBM_AGENT_ID) : undefined;
@@ -107,7 +107,7 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
-    if (error instanceof BadRequest) {
+    if (error instanceof HttpError) {
       metrics.rejected.inc({ reason: error.code });
       request.log.info({ code: error.code, status }, 'request rejected');
       return reply.code(status).send({ error: error.code, message: error.message });
@@ -115,7 +115,7 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     if (status >= 400 && status < 500) {
       // Fastify's own 4xx (body parsing, size, content type). Its messages can quote the body, so
       // answer with a fixed text per status and log only the code.
-      const answer = CLIENT_ERRORS[status] ?? { error: 'bad_request', message: 'the request was rejected' };
+      const { answer } = fastifyClientError(status);
       metrics.rejected.inc({ reason: answer.error });
       request.log.info({ code: error.code, status }, 'request rejected');
       return reply.code(status).send(answer);
@@ -161,10 +161,10 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     const webhookType = webhookTypeOf(request.headers['x-goog-webhook-type']);
     metrics.webhookTypes.inc({ webhook_type: webhookType });
     const route = routeRequest(request.body, webhookType);
-    if (route.kind === 'invalid') throw new BadRequest(route.status, route.code, route.message);
+    if (route.kind === 'invalid') throw new HttpError(route.status, route.code, route.message);
     if (route.kind === 'verification') return handshake(route.clientToken, route.secret, reply);
 
-    verifySignature(request.headers['x-goog-signature'], route.data);
+    verifySignature(request.headers['x-goog-signature'], route.data, eventAgentId(route.data) ?? fallbackAgentId);
 
     // Signed from here on: RBM sent it, so nothing below is a 4xx (Pub/Sub would retry it for 7 days).
     const event = classifyEvent({ envelope: route.envelope, data: route.data, webhookType, fallbackAgentId });
@@ -183,9 +183,9 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
   });
 
   function handshake(clientToken: string, secret: string, reply: FastifyReply) {
-    const offered = sha256(clientToken);
+    const offered = digest(clientToken);
     // Compare against every token without stopping early: no timing hint of which one matched.
-    const ok = tokenHashes.reduce((found, hash) => safeEqual(hash, offered) || found, false);
+    const ok = firstMatch(offered, tokenHashes, (h) => h) !== undefined;
     metrics.handshakes.inc({ result: ok ? 'accepted' : 'rejected' });
     if (!ok) {
       reply.log.warn('verification handshake with an unknown clientToken');
@@ -201,20 +201,24 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
       .send(secret);
   }
 
-  function verifySignature(header: string | string[] | undefined, data: Buffer): void {
+  function verifySignature(header: string | string[] | undefined, data: Buffer, agentId: string | undefined): void {
     const value = Array.isArray(header) ? header[0] : header;
     if (!value) {
       metrics.signaturesRejected.inc({ reason: 'missing' });
-      throw new BadRequest(401, 'signature_missing', 'X-Goog-Signature is missing');
+      throw new HttpError(401, 'signature_missing', 'X-Goog-Signature is missing');
+    }
+    const keys = signingKeys(agentId);
+    if (!keys) {
+      // Answered like a bad signature: no configured partner may speak for this agent.
+      metrics.signaturesRejected.inc({ reason: 'unknown_agent' });
+      throw new HttpError(401, 'unknown_agent', `agent ${JSON.stringify((agentId ?? '').slice(0, 128))} is not in the agents file (RBM_AGENTS_FILE): no client token to check its signature`);
     }
     const offered = Buffer.from(value.trim(), 'base64');
-    const ok = tokenKeys.reduce(
-      (found, key) => safeEqual(createHmac('sha512', key).update(data).digest(), offered) || found,
-      false,
-    );
+    // Every candidate token is compared, without stopping early: no timing hint of which one matched.
+    const ok = firstMatch(offered, keys, (key) => createHmac('sha512', key).update(data).digest()) !== undefined;
     if (!ok) {
       metrics.signaturesRejected.inc({ reason: 'invalid' });
-      throw new BadRequest(401, 'signature_invalid', 'X-Goog-Signature does not match any client token');
+      throw new HttpError(401, 'signature_invalid', directory.file ? `X-Goog-Signature does not match the client token of agent ${agentId === undefined ? '(none named)' : JSON.stringify(agentId)}'s partner` : 'X-Goog-Signature does not match any client token');
     }
   }
 
@@ -284,8 +288,3 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
   return app;
 }
 
-const CLIENT_ERRORS: Record<number, { error: string; message: string }> = {
-  400: { error: 'bad_request', message: 'the body is not valid JSON' },
-  413: { error: 'body_too_large', message: 'the body is over the size limit' },
-  415: { error: 'unsupported_media_type', message: 'expected Content-Type: application/json' },
-};

@@ -7,6 +7,7 @@ import {
   isGuardEventType,
   messageIdProblem,
   normalizeAgentId,
+  parseIsoDateTime,
   type GuardEventType,
   type RbmEventSignal,
 } from '../../workflows/contract.ts';
@@ -55,7 +56,8 @@ const eventFields = {
   agentId: optionalString,
   eventId: optionalString,
   messageId: optionalString,
-  sendTime: optionalString,
+  // Shown in the guard's timeline: an RFC 3339 time or nothing (a malformed one is dropped, not the event).
+  sendTime: z.string().refine((t) => parseIsoDateTime(t) !== undefined).optional().catch(undefined),
 };
 
 /** An event: user events carry `senderPhoneNumber`, server events `phoneNumber`; we never use either. */
@@ -182,6 +184,22 @@ export function classifyEvent({ envelope, data, webhookType, fallbackAgentId }: 
   if (!eventId) return unroutable('missing_event_id', `${event.eventType} without an eventId`);
   const signal: RbmEventSignal = event.sendTime ? { eventId, sendTime: event.sendTime } : { eventId };
   return { kind: 'guard', eventType: event.eventType, agentId, messageId, signal };
+}
+
+/**
+ * The agent a push's data names (normalised), read before the signature check: its partner's token
+ * is the one that must have signed it (RBM_AGENTS_FILE). Undefined when the data names none.
+ */
+export function eventAgentId(data: Buffer): string | undefined {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(data.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded) || !('agentId' in decoded)) return undefined;
+  const { agentId } = decoded;
+  return typeof agentId === 'string' && agentId.trim() ? normalizeAgentId(agentId) : undefined;
 }
 
 /** Strict base64 (standard or URL-safe alphabet, padding optional); null when it isn't base64. */
