@@ -3,7 +3,7 @@
 // retries and decides, from each failure's details, whether an attempt may have gone out.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigError, type Config } from '../config/index.ts';
+import { ConfigError, fallbackProviderIssues, type Config } from '../config/index.ts';
 import { ERROR_TYPES, SMS_ATTEMPT_BUDGET_MS, type FallbackFailureDetails, type FallbackInput, type FallbackReceipt } from '../workflows/contract.ts';
 import { mayHaveReachedServer, networkCode, redact, retryAfterSeconds } from './http.ts';
 
@@ -283,13 +283,7 @@ export function createFallbackChannel(
   const timeoutMs = config.FALLBACK_REQUEST_TIMEOUT_MS;
   if (config.FALLBACK_PROVIDER === 'twilio') {
     const { TWILIO_ACCOUNT_SID: accountSid, TWILIO_AUTH_TOKEN: authToken, TWILIO_FROM: from } = config;
-    if (!accountSid || !authToken || !from) {
-      throw new ConfigError(
-        (['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'] as const)
-          .filter((k) => !config[k])
-          .map((variable) => ({ variable, message: 'required when FALLBACK_PROVIDER=twilio' })),
-      );
-    }
+    if (!accountSid || !authToken || !from) throw new ConfigError(fallbackProviderIssues(config));
     return createTwilioChannel({ accountSid, authToken, from, baseUrl: config.TWILIO_API_BASE_URL, timeoutMs });
   }
   if (!config.FALLBACK_HTTP_URL) {

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   AGENT_ID,
+  E164_PATTERN,
   MAX_MESSAGE_LIFETIME_MS,
   MESSAGE_ID,
   MESSAGE_TRAFFIC_TYPES,
@@ -64,8 +65,6 @@ const policySchema = z
   .partial()
   .strict();
 
-/** A phone number as every client checks it (exported to the generated contract). */
-export const E164_PATTERN = /^\+[1-9]\d{6,14}$/;
 
 /** On the wire a time is an ISO-8601 date-time with a zone (checked, naming the field, when resolved). */
 const isoDateTime = z.string().meta({ format: 'date-time' });
@@ -124,6 +123,11 @@ export class ValidationError extends Error {
     this.name = 'ValidationError';
     this.issues = issues;
   }
+
+  /** zod's issues as fields: `phone`, `policy.graceMs`, under `field` when given; `(input)` for the whole. */
+  static fromZod(error: z.ZodError, field?: string): ValidationError {
+    return new ValidationError(error.issues.map((i) => ({ field: [field, ...i.path.map(String)].filter(Boolean).join('.') || '(input)', message: i.message })));
+  }
 }
 
 /** Sane defaults: an OTP or transaction falls back even when delivery stays unknown, a promotion does not. */
@@ -142,7 +146,7 @@ export function defaultPolicy(trafficType: MessageTrafficType): GuardPolicy {
 export function parseTrackInput(input: unknown, now: Date = new Date()): TrackedMessage {
   const parsed = trackInputSchema.safeParse(input);
   if (!parsed.success) {
-    throw new ValidationError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(input)', message: i.message })));
+    throw ValidationError.fromZod(parsed.error);
   }
   const v = parsed.data;
   const staleAt = resolveStaleAt(v.staleAt, v.staleIn, v.sentAt, now);

@@ -17,6 +17,7 @@ import {
   cancelUpdate,
   GUARD_EVENT_TYPES,
   GUARD_RULES,
+  E164_PATTERN,
   ISO_DATE_TIME,
   LATE_DELIVERY_WORKFLOW_TYPE,
   MAX_MESSAGE_LIFETIME_MS,
@@ -33,7 +34,7 @@ import {
   TRAFFIC_PRIORITY,
   WORKFLOW_TYPE,
 } from '../workflows/contract.ts';
-import { defaultPolicy, DURATION, LATE_TRACK_MS, SENT_AT_SKEW_MS, E164_PATTERN, MAX_FALLBACK_TEXT, MAX_RBM_TEXT, trackRequestSchema, UNIT_MS } from '../client/track-input.ts';
+import { defaultPolicy, DURATION, LATE_TRACK_MS, SENT_AT_SKEW_MS, MAX_FALLBACK_TEXT, MAX_RBM_TEXT, trackRequestSchema, UNIT_MS } from '../client/track-input.ts';
 import {
   cancelRequestSchema,
   extendRequestSchema,

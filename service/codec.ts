@@ -12,7 +12,7 @@
 // - browsers only from the configured UI origins (RBM_GUARD_CODEC_ORIGINS): CORS for those, 403
 //   for any other Origin. Requests without an Origin (CLI, curl) need only the token.
 // Payloads, tokens and URLs are never logged.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -22,6 +22,8 @@ import { codecOrigins, ConfigError, encryptionKeyRequired, type Config } from '.
 import { createLogger, type Logger } from '../config/logger.ts';
 import { ENCRYPTED_ENCODING, PayloadDecryptionError, writeSecretFileOnce } from '../client/codec.ts';
 import { listenOn } from '../config/listen.ts';
+import { fastifyClientError, HttpError } from './http-error.ts';
+import { digest, sameBytes } from './secrets.ts';
 
 /** The dev token's file inside RBM_GUARD_DATA_DIR. */
 export const DEV_TOKEN_FILE = 'codec-token';
@@ -47,21 +49,10 @@ const payloadJson = z.looseObject({
 const bodySchema = z.looseObject({ payloads: z.array(payloadJson).max(MAX_PAYLOADS) });
 type PayloadJson = z.infer<typeof payloadJson>;
 
-class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 export function buildCodecApp(options: CodecAppOptions): FastifyInstance {
   const { codec } = options;
-  const tokenHash = sha256(options.token);
+  const tokenHash = digest(options.token);
   const origins = new Set(options.origins);
   const logger: FastifyBaseLogger = (options.logger ?? createLogger({ LOG_LEVEL: 'warn' })).child({ component: 'codec-server' });
   const app = Fastify({
@@ -73,21 +64,18 @@ export function buildCodecApp(options: CodecAppOptions): FastifyInstance {
   });
   app.removeContentTypeParser('text/plain');
 
-  const tokenMatches = (candidate: string | undefined) => Boolean(candidate) && timingSafeEqual(sha256(candidate!), tokenHash);
+  const tokenMatches = (candidate: string | undefined) => candidate !== undefined && candidate !== '' && sameBytes(digest(candidate), tokenHash);
 
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
     if (error instanceof HttpError) {
-      request.log.info({ status: error.status, code: error.code }, 'codec request refused');
-      if (error.status === 401) reply.header('www-authenticate', 'Bearer realm="rbm-guard codec"');
-      return reply.code(error.status).send({ error: error.code, message: error.message });
+      request.log.info({ status: error.statusCode, code: error.code }, 'codec request refused');
+      if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="rbm-guard codec"');
+      return reply.code(error.statusCode).send({ error: error.code, message: error.message });
     }
-    const status = error.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      // Fastify's own 4xx (JSON syntax, size, content type): its messages can quote the body.
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      const { status, answer } = fastifyClientError(error.statusCode);
       request.log.info({ status, code: error.code }, 'codec request refused');
-      const code = status === 415 ? 'unsupported_media_type' : status === 413 ? 'too_large' : 'bad_request';
-      const message = status === 415 ? 'send application/json' : status === 413 ? 'body too large' : 'body is not valid JSON';
-      return reply.code(status === 413 || status === 415 ? status : 400).send({ error: code, message });
+      return reply.code(status).send(answer);
     }
     request.log.error({ err: error }, 'codec server error');
     return reply.code(500).send({ error: 'internal_error', message: 'internal error' });

@@ -147,7 +147,7 @@ describe('who may call', () => {
 
 describe('malformed bodies', () => {
   it.each([
-    ['not JSON', '{"payloads": [', 'body is not valid JSON'],
+    ['not JSON', '{"payloads": [', 'the body is not valid JSON'],
     ['empty object', {}, 'expected {"payloads": [{"metadata": {…}, "data": "<base64>"}]}: Invalid input: expected array, received undefined at payloads'],
     ['payloads not an array', { payloads: 'x' }, 'expected {"payloads": [{"metadata": {…}, "data": "<base64>"}]}: Invalid input: expected array, received string at payloads'],
     ['data not base64', { payloads: [{ metadata: {}, data: '!!!' }] }, 'expected {"payloads": [{"metadata": {…}, "data": "<base64>"}]}: expected base64 at payloads.0.data'],

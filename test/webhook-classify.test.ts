@@ -85,6 +85,13 @@ describe('classifyEvent', () => {
     });
   });
 
+  it('keeps an RFC 3339 sendTime (RBM sends nanoseconds) and drops a malformed one, not the event', () => {
+    expect(classify(event({ sendTime: '2026-12-01T10:00:00.123456789Z' }))).toMatchObject({ signal: { eventId: 'ev-1', sendTime: '2026-12-01T10:00:00.123456789Z' } });
+    for (const sendTime of ['yesterday', 'x'.repeat(5000), '2026-13-01T10:00:00Z']) {
+      expect(classify(event({ sendTime }))).toEqual(expect.objectContaining({ kind: 'guard', signal: { eventId: 'ev-1' } }));
+    }
+  });
+
   it('routes every guard event type, user and server shapes, under any callback header', () => {
     for (const eventType of ['DELIVERED', 'READ', 'TTL_EXPIRATION_REVOKED', 'TTL_EXPIRATION_REVOKE_FAILED']) {
       for (const webhookType of ['none', 'message_callback', 'agent_callback', 'other'] as const) {

@@ -78,6 +78,9 @@ export function parseGuardWorkflowId(id: string): { agentId: string; messageId: 
   return guardWorkflowId(agentId, messageId) === id ? { agentId, messageId } : undefined;
 }
 
+/** A phone number: E.164, 7 to 15 digits. The clients, the activities and the simulators check this one. */
+export const E164_PATTERN = /^\+[1-9]\d{6,14}$/;
+
 /** The date-times every client accepts (exported to the generated contract): full ISO-8601 with a zone; "tomorrow" or a bare date is ambiguous for a deadline. */
 export const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
 export function parseIsoDateTime(text: string): Date | undefined {

@@ -2,12 +2,12 @@
 // misbehave), its timers, and the events it pushes — DELIVERED/READ when the phone takes it,
 // TTL_EXPIRATION_REVOKED (or _REVOKE_FAILED) when its expireTime/ttl lapses first. A message is
 // delivered or revoked, never both; what happened is kept as its ground truth.
+import { E164_PATTERN } from '../../workflows/names.ts';
 import type { FaultInjector } from './faults.ts';
 import { serverEvent, userEvent, type Pusher } from './pubsub.ts';
 import type { DeliveryPlan, MessageTruth, RbmEvent, RbmSimulatorOptions, RegisterSentInput, UserEvent } from './rbm-types.ts';
 import type { SimRuntime } from './runtime.ts';
 
-const E164 = /^\+[1-9]\d{1,14}$/;
 
 export interface SimMessage extends MessageTruth {
   state: 'pending' | 'delivered' | 'revoked';
@@ -155,7 +155,7 @@ export class DeliveryModel {
   }
 
   registerSent(input: RegisterSentInput): void {
-    if (!E164.test(input.phone)) throw new Error('registerSent: phone must be E.164');
+    if (!E164_PATTERN.test(input.phone)) throw new Error('registerSent: phone must be E.164');
     if (this.messages.has(input.messageId)) throw new Error(`registerSent: ${input.messageId} is already known`);
     const sentAt = input.sentAt ?? Date.now();
     const expireAt = input.expireTime ? Date.parse(input.expireTime) : undefined;

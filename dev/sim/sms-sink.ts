@@ -7,6 +7,7 @@ import { seededRandom } from '../random.ts';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { E164_PATTERN } from '../../workflows/names.ts';
 import { newTwilioSid, registerTwilioRoutes, twilioError, TWILIO_MAX_BODY, type TwilioContext, type TwilioMessage } from './twilio-api.ts';
 
 export type SmsProvider = 'http' | 'twilio';
@@ -116,10 +117,9 @@ export interface SmsSink {
   close(): Promise<void>;
 }
 
-const E164 = /^\+[1-9]\d{1,14}$/;
 
 const httpBody = z.object({
-  to: z.string().regex(E164, 'to must be E.164'),
+  to: z.string().regex(E164_PATTERN, 'to must be E.164'),
   text: z.string().min(1).max(TWILIO_MAX_BODY),
   idempotencyKey: z.string().min(1).max(255).optional(),
 });

@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { E164_PATTERN } from '../../workflows/names.ts';
 
 export const TWILIO_API_VERSION = '2010-04-01';
-const E164 = /^\+[1-9]\d{1,14}$/;
 export const TWILIO_MAX_BODY = 1600;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -86,7 +86,7 @@ export function registerTwilioRoutes(app: FastifyInstance, ctx: TwilioContext): 
       if (!To) return twilioError(400, 21604, "A 'To' phone number is required.");
       if (!From) return twilioError(400, 21603, "A 'From' phone number is required.");
       if (!Body) return twilioError(400, 21602, 'Message body is required.');
-      if (!E164.test(To)) return twilioError(400, 21211, `The 'To' number is not a valid phone number.`);
+      if (!E164_PATTERN.test(To)) return twilioError(400, 21211, `The 'To' number is not a valid phone number.`);
       if (Body.length > TWILIO_MAX_BODY) return twilioError(400, 21617, 'The concatenated message body exceeds the 1600 character limit.');
       const header = req.headers['idempotency-key'];
       const key = typeof header === 'string' ? header : undefined;

@@ -416,13 +416,13 @@ function requireObject(body: unknown): Record<string, unknown> {
 function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
   const parsed = schema.safeParse(requireObject(body));
   if (parsed.success) return parsed.data;
-  throw fieldErrors(new ValidationError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(input)', message: i.message }))), 'body');
+  throw fieldErrors(ValidationError.fromZod(parsed.error), 'body');
 }
 
 function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
   const parsed = schema.safeParse(query ?? {});
   if (parsed.success) return parsed.data;
-  throw fieldErrors(new ValidationError(parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(input)', message: i.message }))), 'query');
+  throw fieldErrors(ValidationError.fromZod(parsed.error), 'query');
 }
 
 /**

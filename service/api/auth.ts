@@ -1,11 +1,12 @@
 // API keys of the HTTP API: RBM_GUARD_API_KEYS (several during a rotation), compared in constant
 // time; no key configured means every call is refused. Only the embedded dev server of `npm start`
 // gets a key generated into its data folder, as it does for the encryption key and codec token.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, encryptionKeyRequired, type Config } from '../../config/index.ts';
 import { writeSecretFileOnce } from '../../client/codec.ts';
+import { digest, firstMatch } from '../secrets.ts';
 
 /** The dev key's file inside RBM_GUARD_DATA_DIR. */
 export const DEV_API_KEY_FILE = 'api-key';
@@ -25,16 +26,14 @@ export interface ApiKeys {
   devKeyFile: string | null;
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
-
 /** Parses comma-separated keys; throws ConfigError naming the variable (entries by position, never by value). */
 export function parseApiKeys(text: string, variable = 'RBM_GUARD_API_KEYS'): ApiKey[] {
   const entries = text.split(/[,\n]/).map((k) => k.trim()).filter((k) => k && !k.startsWith('#'));
   const bad = entries.flatMap((k, i) => (KEY_PATTERN.test(k) ? [] : [`entry ${i + 1}`]));
   if (bad.length) throw new ConfigError([{ variable, message: `${bad.join(', ')}: a key is 24-256 characters of letters, digits and . _ ~ + / = -` }]);
   return entries.map((k) => {
-    const digest = sha256(k);
-    return { id: digest.subarray(0, 4).toString('hex'), digest };
+    const d = digest(k);
+    return { id: d.subarray(0, 4).toString('hex'), digest: d };
   });
 }
 
@@ -52,15 +51,12 @@ export function loadApiKeys(config: Pick<Config, 'RBM_GUARD_API_KEYS' | 'RBM_GUA
 
 /**
  * The key a request's `Authorization: Bearer <key>` matches, or undefined. Every configured key is
- * compared (fixed-length digests, timingSafeEqual), so the time taken says nothing about which.
+ * compared (service/secrets.ts), so the time taken says nothing about which.
  */
 export function matchApiKey(keys: readonly ApiKey[], authorization: string | undefined): ApiKey | undefined {
   const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
   if (!match) return undefined;
-  const presented = sha256(match[1]!);
-  let found: ApiKey | undefined;
-  for (const key of keys) if (timingSafeEqual(presented, key.digest) && !found) found = key;
-  return found;
+  return firstMatch(digest(match[1]!), keys, (key) => key.digest);
 }
 
 /**

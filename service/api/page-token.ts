@@ -4,7 +4,8 @@
 // deadline, and a client would have read an outage. The seal's key comes from the API keys, so
 // every replica with the same RBM_GUARD_API_KEYS reads every other's tokens; a key rotation
 // retires the tokens of the moment (a client starts its listing again).
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { sameBytes } from '../secrets.ts';
 import type { ApiKey } from './auth.ts';
 
 const SEAL_BYTES = 16;
@@ -25,7 +26,7 @@ export function pageTokens(keys: readonly ApiKey[]): PageTokens {
       if (!match) return undefined;
       const token = Buffer.from(match[1]!, 'base64url');
       const given = Buffer.from(match[2]!, 'base64url');
-      return given.length === SEAL_BYTES && timingSafeEqual(given, mac(token)) ? token : undefined;
+      return sameBytes(given, mac(token)) ? token : undefined;
     },
   };
 }

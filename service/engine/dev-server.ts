@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/contract.ts';
+import { stopChild } from './process.ts';
 import { temporalCliPath } from './temporal-binaries.ts';
 
 export interface DevServerOptions {
@@ -109,13 +110,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     port,
     uiUrl: options.uiPort !== undefined ? `http://127.0.0.1:${options.uiPort}` : null,
     process: child,
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child, 'SIGTERM', 10_000),
   };
 }
 
