@@ -132,6 +132,12 @@ export const envSchema = z.object({
   METRICS_HOST: withDefault(z.string().min(1), '127.0.0.1'),
   LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   WORKER_SHUTDOWN_GRACE_MS: withDefault(count(0), 10_000),
+  /**
+   * How long a woken guard's task waits for the worker that put it to sleep before any worker may take
+   * it (worker/worker.ts, DEFAULT_TUNING): longer drains a deadline wave faster, shorter recovers faster
+   * from a worker that died with wake-ups queued for it.
+   */
+  WORKER_STICKY_TIMEOUT_MS: withDefault(count(1).max(600_000, 'at most 600000 (10 minutes)'), 60_000),
 });
 
 export type Config = z.infer<typeof envSchema>;

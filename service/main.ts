@@ -112,6 +112,7 @@ export async function startService(config: Config, parts: Part[], log: Logger): 
         workflowBundlePath: config.RBM_GUARD_WORKFLOW_BUNDLE,
         shutdownGraceTimeMs: config.WORKER_SHUTDOWN_GRACE_MS,
         smsPerSecond: smsPerSecond(config),
+        tuning: { stickyQueueScheduleToStartTimeout: config.WORKER_STICKY_TIMEOUT_MS },
       });
       const workerDone = worker.run();
       stops.unshift(async () => {

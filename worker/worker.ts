@@ -39,14 +39,15 @@ export interface GuardWorkerOptions {
  * history of a few events). Measured with 3,000 sleeping guards: worker RSS 1,066 → 400 MiB, same
  * throughput on both paths (bench/README.md).
  *
- * stickyQueueScheduleToStartTimeout: 120 s instead of 10 s. A guard wakes on the sticky queue of the
- * worker that put it to sleep (the server keeps that queue even after the worker evicted the guard).
- * In a deadline wave that queue holds more than 10 s of work, so with 10 s most wake-ups timed out,
- * were written to history again and re-queued: 10 s and extra server work per guard. Measured
- * (bench, waves of 2,000, PostgreSQL): 21.4 → 34.6 guards/s, the 10 s leg gone. The price: wake-ups
- * queued for a worker that dies wait up to 120 s before another worker takes them.
+ * stickyQueueScheduleToStartTimeout: 60 s instead of the SDK's 10 s (config WORKER_STICKY_TIMEOUT_MS).
+ * A guard wakes on the sticky queue of the worker that put it to sleep (the server keeps that queue
+ * even after the worker evicted the guard). In a deadline wave that queue holds more than 10 s of
+ * work, so with 10 s most wake-ups timed out, were written to history again and re-queued: 10 s and
+ * extra server work per guard. Measured with 120 s (bench, waves of 2,000, PostgreSQL): 21.4 → 34.6
+ * guards/s, the 10 s leg gone; but a worker SIGKILLed in a chaos wave left its queued wake-ups 120 s
+ * (guards closed up to 161 s after their deadline). 60 s halves that price.
  */
-export const DEFAULT_TUNING: NonNullable<GuardWorkerOptions['tuning']> = { maxCachedWorkflows: 500, stickyQueueScheduleToStartTimeout: '120s' };
+export const DEFAULT_TUNING: NonNullable<GuardWorkerOptions['tuning']> = { maxCachedWorkflows: 500, stickyQueueScheduleToStartTimeout: 60_000 };
 
 /**
  * The guard's two pollers, run and stopped together: the guard's task queue (workflows, the RBM
