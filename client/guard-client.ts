@@ -76,6 +76,11 @@ export interface GuardClientOptions {
   agents?: Iterable<string>;
 }
 
+/** Why a guard for this agent cannot start (no RBM credentials for it), or undefined; `agents` unset: every agent. */
+export function noCredentialsFor(agents: ReadonlySet<string> | undefined, agentId: string): string | undefined {
+  return agents && !agents.has(normalizeAgentId(agentId)) ? `no RBM credentials for agent "${agentId}" (it is not in the agents file, RBM_AGENTS_FILE)` : undefined;
+}
+
 export class GuardClient {
   private readonly client: Client;
   private readonly taskQueue: string;
@@ -91,9 +96,8 @@ export class GuardClient {
   async track(input: TrackInput): Promise<TrackResult> {
     const message = parseTrackInput(input);
     // A guard for an agent without credentials could neither revoke nor send: refuse it up front.
-    if (this.agents && !this.agents.has(message.agentId)) {
-      throw new ValidationError([{ field: 'agentId', message: `no RBM credentials for agent "${message.agentId}" (it is not in the agents file)` }]);
-    }
+    const refusal = noCredentialsFor(this.agents, message.agentId);
+    if (refusal) throw new ValidationError([{ field: 'agentId', message: refusal }]);
     const workflowId = guardWorkflowId(message.agentId, message.messageId);
     const guardInput: NewGuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message };
     const options = {

@@ -3,7 +3,7 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { agentDirectory } from '../../config/agents.ts';
 import { SA, type GuardStatus, type LateDeliveryInput } from '../../workflows/contract.ts';
-import type { GuardClient } from '../guard-client.ts';
+import { noCredentialsFor, type GuardClient } from '../guard-client.ts';
 import { errorText, GRPC, grpcCause } from '../temporal-errors.ts';
 import { parseDuration, parseTrackInput, type TrackInput } from '../track-input.ts';
 import { checkAgent, checkFutureDate, checkGuardId } from './checks.ts';
@@ -40,10 +40,8 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
   // Validate (and turn --stale-in into a deadline) before connecting; the guard gets this exact deadline.
   const message = parseTrackInput(input);
   // An agent without RBM credentials (not in RBM_AGENTS_FILE): its guard could neither revoke nor send.
-  const agents = agentDirectory(config).agents;
-  if (agents && !agents.has(message.agentId)) {
-    throw usage(`--agent: no RBM credentials for agent "${message.agentId}": it is not in ${config.RBM_AGENTS_FILE} (RBM_AGENTS_FILE)`);
-  }
+  const refusal = noCredentialsFor(agentDirectory(config).agents, message.agentId);
+  if (refusal) throw usage(`--agent: ${refusal}`);
   const result = await (await session.guards()).track({ ...input, staleIn: undefined, staleAt: message.staleAt, ttl: undefined, expireTime: message.platformExpireAt ?? undefined });
   const { io } = ctx;
   if (opts.json) {
