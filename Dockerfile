@@ -19,6 +19,21 @@ COPY worker ./worker
 COPY scripts/build-workflow-bundle.ts ./scripts/
 RUN npm run build:workflows
 
+# The operators' CLI as one JavaScript file (dist/cli/): `rbm-guard` answers in a fraction of the
+# sources' start time. esbuild is a dev tool, so this stage installs them; none reaches the image.
+FROM ${NODE_IMAGE} AS cli-build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY bin ./bin
+COPY config ./config
+COPY workflows ./workflows
+COPY activities ./activities
+COPY client ./client
+COPY scripts/build-cli.js ./scripts/
+RUN npm run build:cli
+
 FROM ${NODE_IMAGE}
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
@@ -31,6 +46,7 @@ COPY client ./client
 COPY worker ./worker
 COPY service ./service
 COPY --from=workflow-bundle /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
+COPY --from=cli-build /app/dist/cli ./dist/cli
 ENV RBM_GUARD_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 # The application files stay root-owned and read-only to the process.
 USER node

@@ -4,9 +4,8 @@
 // `main` is the process entry (bin/rbm-guard.js, `npm run cli`). The parts live in client/cli/:
 // program (commands and help), commands (what they do), session (the connection), checks,
 // render, errors and explain (failures → one line).
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { CommanderError } from 'commander';
+import { isEntryPoint } from '../config/entrypoint.ts';
 import { EXIT, oneLine, printable } from './cli/errors.ts';
 import { buildProgram, type CliContext, type CliIo } from './cli/program.ts';
 
@@ -49,14 +48,4 @@ export async function main(): Promise<void> {
   });
 }
 
-function isEntry(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    return pathToFileURL(realpathSync(script)).href === import.meta.url;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) await main();
+if (isEntryPoint(import.meta.url)) await main();

@@ -7,8 +7,7 @@
 // Search attributes are never encoded by Temporal: they stay plain, which is why the contract
 // allows only state, outcome, agent and deadline there.
 //
-// `npm run keygen -- <id>` prints a new `id:base64key` entry.
-import { isEntryPoint } from '../config/entrypoint.ts';
+// `npm run keygen -- <id>` (scripts/keygen.ts) prints a new `id:base64key` entry.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -16,7 +15,6 @@ import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 // A CommonJS package whose exports Node's ESM loader cannot list: default import, then destructure.
 import proto from '@temporalio/proto';
 import { ConfigError, encryptionKeyRequired, KEY_ID_PATTERN, parseEncryptionKeys, type Config, type EncryptionKey } from '../config/index.ts';
-import { toolArgs } from '../config/args.ts';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
@@ -263,26 +261,4 @@ export function ephemeralEncryption(id = 'ephemeral'): { env: { RBM_GUARD_ENCRYP
     env: { RBM_GUARD_ENCRYPTION_KEYS: entry },
     codec: new EncryptionCodec(parseEncryptionKeys(entry, 'RBM_GUARD_ENCRYPTION_KEYS')),
   };
-}
-
-
-// `npm run keygen -- <id>`: prints one new key entry to append to the key list.
-if (isEntryPoint(import.meta.url)) {
-  const { positionals } = toolArgs(
-    'keygen',
-    `
-npm run keygen -- [id]
-
-Prints one new key entry (id:base64key, 32 random bytes) to append to RBM_GUARD_ENCRYPTION_KEYS or
-the key file; the id defaults to k<today>, e.g. k20261203.`,
-    {},
-    { allowPositionals: true },
-  );
-  const id = positionals[0] ?? `k${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`;
-  try {
-    console.log(generateKeyEntry(id));
-  } catch (err) {
-    console.error((err as Error).message);
-    process.exit(2);
-  }
 }

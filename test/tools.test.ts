@@ -10,7 +10,8 @@ const TOOLS: [name: string, file: string, usage: RegExp][] = [
   ['chaos', 'dev/chaos/chaos.ts', /^npm run chaos -- \[--n 1000\]/],
   ['demo', 'dev/demo/demo.ts', /^npm run demo -- \[--n 200\]/],
   ['contract', 'scripts/generate-contract.ts', /^npm run contract\n/],
-  ['keygen', 'client/codec.ts', /^npm run keygen -- \[id\]/],
+  ['keygen', 'scripts/keygen.ts', /^npm run keygen -- \[id\]/],
+  ['build:cli', 'scripts/build-cli.js', /^npm run build:cli \[-- --outdir dist\/cli\]\n/],
   ['rbm-guard', 'service/main.ts', /^npm start \[-- --only worker\|webhook\|api\|codec\]/],
 ];
 const run = (file: string, flag: string) =>
