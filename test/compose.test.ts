@@ -17,6 +17,7 @@ interface ComposeService {
   depends_on?: Record<string, { condition?: string }> | string[];
   healthcheck?: { test?: string | string[] };
   ports?: (string | { target: number; published?: string | number })[];
+  volumes?: (string | { type: string; source?: string; target: string; read_only?: boolean })[];
 }
 interface ComposeFile {
   services: Record<string, ComposeService>;
@@ -47,11 +48,19 @@ const commandText = (s: ComposeService) => [s.entrypoint ?? [], s.command ?? []]
 describe('docker-compose.yml', () => {
   it('builds our worker, webhook, HTTP API and codec server from the Dockerfile, each one part of service/main.ts', () => {
     expect(ours.map(([name]) => name).sort()).toEqual(['api', 'codec', 'temporal-setup', 'webhook', 'worker']);
-    expect(services['temporal-setup']?.command).toEqual(['node', 'client/cli.ts', 'setup']);
+    expect(services['temporal-setup']?.command).toEqual(['node', 'bin/rbm-guard.js', 'setup']);
     for (const part of ['worker', 'webhook', 'api', 'codec']) {
       expect(services[part]?.command).toEqual(['node', 'service/main.ts', '--only', part]);
     }
     expect(existsSync(new URL('service/main.ts', root))).toBe(true);
+  });
+
+  it('worker, webhook and API read the agents file from ./secrets/agents (read-only), where .env.example points RBM_AGENTS_FILE', () => {
+    const example = /RBM_AGENTS_FILE=(\/\S+)\/agents\.json/.exec(read('docker-compose.yml'))?.[1];
+    expect(example).toBe('/run/rbm-guard/agents');
+    for (const part of ['worker', 'webhook', 'api']) {
+      expect(services[part]?.volumes, part).toContain(`./secrets/agents:${example}:ro`);
+    }
   });
 
   it.each(ours)('%s sets only variables config/index.ts knows, with values it accepts', (_name, service) => {
@@ -72,7 +81,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('starts the worker and the webhook only once the search attributes exist', () => {
-    const setup = Object.entries(services).find(([, s]) => commandText(s).includes('client/cli.ts setup'))?.[0];
+    const setup = Object.entries(services).find(([, s]) => commandText(s).includes('bin/rbm-guard.js setup'))?.[0];
     expect(setup).toBeDefined();
     for (const name of ['worker', 'webhook']) {
       expect(services[name]?.depends_on, name).toMatchObject({ [setup ?? '']: { condition: 'service_completed_successfully' } });
