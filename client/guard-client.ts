@@ -30,7 +30,10 @@ import {
 } from '../workflows/contract.ts';
 import type { rbmGuard } from '../workflows/guard.ts';
 import { guardStartOptions } from './start-options.ts';
+import { DifferentMessageError, heldMessage, messageDifferences } from './same-message.ts';
 import { parseTrackInput, ValidationError, type TrackInput } from './track-input.ts';
+
+export { DifferentMessageError } from './same-message.ts';
 
 export interface TrackResult {
   workflowId: string;
@@ -38,8 +41,13 @@ export interface TrackResult {
   runId: string | null;
   /** The guard for this message already ended; nothing new was started. */
   alreadyClosed: boolean;
-  /** This call started the guard (false: it existed, tracked before or started by an early RBM event). */
+  /**
+   * This call started the guard, or gave its message to a guard an early RBM event started (false:
+   * the guard had this message already). The HTTP API answers 201 for it, 200 otherwise.
+   */
   created: boolean;
+  /** The message's deadline as the guard got it (for a guard that had it already, as first tracked; an extend moves the guard's own, status shows it). */
+  staleAt: string;
 }
 
 export interface GuardSummary {
@@ -52,7 +60,8 @@ export interface GuardSummary {
   closeTime: string | null;
 }
 
-const listFilterSchema = z
+/** A list filter's rules (the HTTP API's list query uses its fields too). */
+export const listFilterSchema = z
   .object({
     state: z.enum(ALL_STATES).optional(),
     outcome: z.enum(OUTCOMES).optional(),
@@ -92,7 +101,10 @@ export class GuardClient {
     this.agents = options.agents ? new Set([...options.agents].map(normalizeAgentId)) : undefined;
   }
 
-  /** Starts the guard for a sent message, or finds the one already guarding it. */
+  /**
+   * Starts the guard for a sent message, or finds the one already guarding it. Throws
+   * DifferentMessageError when that guard holds another message under this id (same-message.ts).
+   */
   async track(input: TrackInput): Promise<TrackResult> {
     const message = parseTrackInput(input);
     // A guard for an agent without credentials could neither revoke nor send: refuse it up front.
@@ -109,21 +121,29 @@ export class GuardClient {
     };
     try {
       const handle = await this.client.workflow.start<typeof rbmGuard>(WORKFLOW_TYPE, options);
-      return { workflowId, runId: handle.firstExecutionRunId, alreadyClosed: false, created: true };
+      return { workflowId, runId: handle.firstExecutionRunId, alreadyClosed: false, created: true, staleAt: message.staleAt };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    // The guard exists: tracked before, or started by an early RBM event. Hand it the message
-    // (a no-op if it has it); a closed guard is never reopened.
+    // The guard exists: tracked before, or started by an early RBM event. Hand it the message (a
+    // no-op if it has one; the first one a guard gets is the one it keeps); a closed guard is never
+    // reopened. Then the rule every entry point shares (same-message.ts): it must hold this message.
+    const handle = this.client.workflow.getHandle<typeof rbmGuard>(workflowId);
+    let runId: string | null = null;
     try {
-      const handle = this.client.workflow.getHandle<typeof rbmGuard>(workflowId);
       await handle.signal(trackSignal, message);
-      const { runId } = await handle.describe();
-      return { workflowId, runId, alreadyClosed: false, created: false };
+      runId = (await handle.describe()).runId;
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return { workflowId, runId: null, alreadyClosed: true, created: false };
-      throw err;
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
+    const alreadyClosed = runId === null;
+    const held = await heldMessage(this.client, workflowId);
+    if (!held) throw new DifferentMessageError(workflowId, null);
+    const differences = messageDifferences(input, held.message);
+    if (differences.length > 0) throw new DifferentMessageError(workflowId, differences);
+    // The first track of a guard an early RBM event started is this call's: new to the caller.
+    const created = !held.fromStart && held.trackSignals === 1 && !alreadyClosed;
+    return { workflowId, runId, alreadyClosed, created, staleAt: held.message.staleAt };
   }
 
   /** State and timeline; for a closed guard, its final status (no worker needed). */

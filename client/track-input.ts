@@ -124,8 +124,11 @@ export class ValidationError extends Error {
     this.issues = issues;
   }
 
-  /** zod's issues as fields: `phone`, `policy.graceMs`, under `field` when given; `(input)` for the whole. */
-  static fromZod(error: z.ZodError, field?: string): ValidationError {
+  /**
+   * zod's issues as fields: `phone`, `policy.graceMs`, under `field` when given; `(input)` for the
+   * whole. Any error with zod's issue paths will do (the HTTP API's route schemas report them too).
+   */
+  static fromZod(error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }, field?: string): ValidationError {
     return new ValidationError(error.issues.map((i) => ({ field: [field, ...i.path.map(String)].filter(Boolean).join('.') || '(input)', message: i.message })));
   }
 }

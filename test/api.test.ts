@@ -172,6 +172,39 @@ describe('a guard through the API', () => {
     expect(route.headers.get('content-type')).toMatch(/problem\+json/);
   });
 
+  it('each action has its own body schema: a missing or foreign field is a 400 naming it, no body cancels', async () => {
+    const id = (await call('POST', '/v1/guards', trackBody('actions'))).body.workflowId as string;
+    const noBody = await call('POST', `${guardPath(id)}:extend`);
+    expect(noBody.status).toBe(400);
+    expect(noBody.body.errors).toEqual([{ field: 'body', message: 'must be a JSON object' }]);
+    const noStaleAt = await call('POST', `${guardPath(id)}:extend`, {});
+    expect((noStaleAt.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['body.staleAt']);
+    const foreign = await call('POST', `${guardPath(id)}:cancel`, { staleAt: new Date(Date.now() + 3_600_000).toISOString() });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.errors).toEqual([{ field: 'body', message: expect.stringMatching(/staleAt/) }]);
+    const badReason = await call('POST', `${guardPath(id)}:cancel`, { reason: 5 });
+    expect((badReason.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['body.reason']);
+    const cancelled = await call('POST', `${guardPath(id)}:cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.state).toBe('CANCELLED');
+  });
+
+  it('a list query with an unknown parameter or a wrong type is a 400 naming it', async () => {
+    const unknown = await call('GET', '/v1/guards?colour=red');
+    expect(unknown.status).toBe(400);
+    expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(unknown.body.errors).toEqual([{ field: 'query', message: expect.stringMatching(/colour/) }]);
+    for (const query of ['pageSize=ten', 'pageSize=2.5', 'open=yes', 'outcome=LOST', 'state=a&state=b']) {
+      const res = await call('GET', `/v1/guards?${query}`);
+      expect(res.status, query).toBe(400);
+      expect((res.body.errors as { field: string }[]).map((e) => e.field), query).toEqual([`query.${query.split('=')[0]!}`]);
+    }
+    const badAgent = await call('GET', '/v1/guards?agentId=bad%20agent');
+    expect((badAgent.body.errors as { field: string }[]).map((e) => e.field)).toEqual(['query.agentId']);
+    const every = await call('GET', '/v1/guards?agentId=bad%20agent&state=SLEEPING&pageSize=0');
+    expect((every.body.errors as { field: string }[]).map((e) => e.field).sort()).toEqual(['query.agentId', 'query.pageSize', 'query.state']);
+  });
+
   it('lists by agent, paginated with nextPageToken; a bad filter names the query field', async () => {
     const agentId = `list-${crypto.randomUUID().slice(0, 8)}`;
     for (const n of [1, 2, 3]) expect((await call('POST', '/v1/guards', { ...trackBody(`list${n}`), agentId })).status).toBe(201);
@@ -278,6 +311,10 @@ describe('OpenAPI', () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/guards', '/v1/guards/{id}']));
     const body = doc.paths['/v1/guards']!.post!.requestBody!.content['application/json']!.schema;
     expect(Object.keys(body.properties)).toEqual(expect.arrayContaining(['agentId', 'messageId', 'phone', 'staleAt', 'staleIn', 'fallbackText', 'policy']));
+    const cancel = doc.paths['/v1/guards/{id}:cancel']!.post!.requestBody!.content['application/json']!.schema;
+    const extend = doc.paths['/v1/guards/{id}:extend']!.post!.requestBody!.content['application/json']!.schema;
+    expect(JSON.stringify(cancel)).toMatch(/reason/);
+    expect(Object.keys(extend.properties)).toEqual(['staleAt']);
     const page = await fetch(`${api.url}/docs/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/swagger/i);

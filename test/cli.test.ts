@@ -209,6 +209,7 @@ describe('against a Temporal server with a worker', () => {
 
   describe('one guard: track → status → list → extend → cancel', () => {
     const workflowId = guardWorkflowId(agent, 'order-1');
+    let trackedStaleAt = '';
 
     it('track (agent from RBM_AGENT_ID) starts a guard with the deadline it prints', async () => {
       const before = Date.now();
@@ -216,6 +217,7 @@ describe('against a Temporal server with a worker', () => {
         'track', '--message-id', 'order-1', '--phone', PHONE, '--stale-in', '1h', '--fallback-text', 'Your order shipped',
       );
       expect(result).toMatchObject({ workflowId, alreadyClosed: false, fallback: 'sms' });
+      trackedStaleAt = result.staleAt;
       expect(Date.parse(result.staleAt) - before).toBeGreaterThanOrEqual(3_600_000);
       expect(Date.parse(result.staleAt) - Date.now()).toBeLessThanOrEqual(3_600_000);
       const status = await json<GuardStatus>('status', workflowId);
@@ -272,10 +274,19 @@ describe('against a Temporal server with a worker', () => {
       expectError(await run('extend', workflowId, '--stale-at', inAnHour()), EXIT.failed, `error: cannot extend ${workflowId}: the guard has already ended (CANCELLED)`);
     });
 
-    it('tracking the same message again starts nothing new', async () => {
-      const result = await json<{ alreadyClosed: boolean }>('track', '--message-id', 'order-1', '--phone', PHONE, '--stale-in', '1h');
-      expect(result.alreadyClosed).toBe(true);
+    it('tracking the same message again (the same command, later) starts nothing new', async () => {
+      const result = await json<{ alreadyClosed: boolean; staleAt: string }>('track', '--message-id', 'order-1', '--phone', PHONE, '--stale-in', '1h', '--fallback-text', 'Your order shipped');
+      // The first track's deadline: --stale-in counts from then, as in every other entry point.
+      expect(result).toMatchObject({ alreadyClosed: true, created: false, staleAt: trackedStaleAt });
       expect(await json<GuardStatus>('status', workflowId)).toMatchObject({ state: 'CANCELLED' });
+    });
+
+    it('tracking another message under the same id → exit 1 naming what differs, nothing changed', async () => {
+      const r = await run('track', '--message-id', 'order-1', '--phone', '+14155550199', '--stale-in', '1h', '--fallback-text', 'Your order shipped');
+      expect(r.code).toBe(EXIT.failed);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(new RegExp(`^error: .*${workflowId.replaceAll('/', '\\/')}.*phone.*; nothing changed\n$`));
+      expect(r.stderr).not.toContain('+14155550199');
     });
 
     it('list --outcome finds it once cancelled', async () => {

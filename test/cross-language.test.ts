@@ -1,12 +1,19 @@
 // Across languages, on the suite's real Temporal server: the Python (and the Go) client tracks a message, the
 // TypeScript worker revokes it against the RBM simulator and sends the SMS to the sink, and the
 // Python client reads the outcome and timeline back; then TypeScript writes and Python reads. The
-// payloads each side wrote are encrypted, and the other side decrypts them.
+// payloads each side wrote are encrypted, and the other side decrypts them. Last, "the same message"
+// (client/same-message.ts): TypeScript, HTTP, Python and Go give the same answer to a message id
+// tracked again, with the same body or another one.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guardWorkflowId } from '../workflows/contract.ts';
+import { DifferentMessageError } from '../client/guard-client.ts';
+import type { TrackInput } from '../client/track-input.ts';
+import { guardStartOptions } from '../client/start-options.ts';
+import { createLogger } from '../config/logger.ts';
+import { startApiServer } from '../service/api/server.ts';
+import { eventSignals, guardWorkflowId, WORKFLOW_TYPE } from '../workflows/contract.ts';
 import { TEST_KEY_1 } from './support/encryption.ts';
 import { startGuardStack, testMessage, type GuardStack } from './support/stack.ts';
 
@@ -101,5 +108,94 @@ describe('Go client against the TypeScript worker', () => {
     expect(run.code, run.out).toBe(0);
     expect(run.out).toMatch(/--- PASS: TestCrossLanguageGoReads/);
     expect(reported(run.out)).toMatchObject({ workflowId, outcome: 'DELIVERED' });
+  }, 120_000);
+});
+
+/** One client's answer to tracking a message id again (`differences`: the library's words for a refusal). */
+interface Answer {
+  accepted: boolean;
+  created: boolean | null;
+  runId: string | null;
+  differences?: string[] | null;
+}
+const answers = (out: string) => JSON.parse(/^XLANG (.*)$/m.exec(out)?.[1] ?? 'null') as Answer[] | null;
+
+describe('the same message, in every client', () => {
+  const KEY = 'xlang-same-message-key-0123456789abcdef';
+  const bodyFor = (name: string) => {
+    const m = testMessage(name);
+    return { agentId: m.agentId, messageId: m.messageId, phone: m.phone, staleIn: '10m', fallbackText: `code for ${name}`, trafficType: 'AUTHENTICATION' as const, policy: m.policy };
+  };
+
+  it('TypeScript, HTTP, Python and Go accept the same body again and refuse a different one alike', async () => {
+    const api = await startApiServer(
+      { ...stack.config, TEMPORAL_TASK_QUEUE: stack.taskQueue, RBM_GUARD_API_HOST: '127.0.0.1', RBM_GUARD_API_PORT: 0, RBM_GUARD_API_KEYS: KEY } as typeof stack.config,
+      { client: stack.client, logger: createLogger({ LOG_LEVEL: 'silent' }) },
+    );
+    const post = async (body: TrackInput) => {
+      const res = await fetch(`${api.url}/v1/guards`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { created?: boolean; runId?: string | null; type?: string } };
+    };
+    // A: started with its message by TypeScript (staleIn, no sentAt: a resend later keeps its deadline).
+    const a = bodyFor('xsame-started');
+    // B: started by an early RBM event, its message brought by a first track over HTTP (201). A failed
+    // platform revoke keeps it rechecking for graceMs after that: open for the whole test.
+    const b = { ...bodyFor('xsame-early'), policy: { ...testMessage('x').policy, graceMs: 120_000 } };
+    const ids = [a, b].map((m) => guardWorkflowId(m.agentId, m.messageId));
+    try {
+      const aRun = (await stack.guards.track(a)).runId;
+      await stack.client.workflow.signalWithStart(WORKFLOW_TYPE, {
+        workflowId: ids[1]!,
+        taskQueue: stack.taskQueue,
+        args: [{ agentId: b.agentId, messageId: b.messageId, orphanAfterMs: 60_000 }],
+        signal: eventSignals.TTL_EXPIRATION_REVOKE_FAILED,
+        signalArgs: [{ eventId: `ev-${crypto.randomUUID()}` }],
+        ...guardStartOptions({ agentId: b.agentId, state: 'AWAITING_TRACK' }),
+      });
+      const bFirst = await post(b);
+      expect(bFirst).toMatchObject({ status: 201, body: { created: true } });
+      const bRun = bFirst.body.runId ?? null;
+
+      const cases: TrackInput[] = [a, { ...a, phone: '+14155550199' }, { ...a, staleIn: '11m' }, b, { ...b, fallbackText: 'another code' }];
+      const refused = (differences: string[]): Answer => ({ accepted: false, created: null, runId: null, differences });
+      const expected: Answer[] = [
+        { accepted: true, created: false, runId: aRun, differences: null },
+        refused(['phone']),
+        refused(['deadline']),
+        { accepted: true, created: false, runId: bRun, differences: null },
+        refused(['fallback text']),
+      ];
+
+      const ts: Answer[] = [];
+      for (const body of cases) {
+        ts.push(
+          await stack.guards.track(body).then(
+            (r): Answer => ({ accepted: true, created: r.created, runId: r.runId, differences: null }),
+            (err: unknown) => (err instanceof DifferentMessageError ? refused([...(err.differences ?? [])]) : Promise.reject(err)),
+          ),
+        );
+      }
+      const http: Answer[] = [];
+      for (const body of cases) {
+        const res = await post(body);
+        if (res.status === 409) expect(res.body.type).toBe('urn:rbm-guard:problem:conflict');
+        else expect(res.status).toBe(200);
+        http.push(res.status === 409 ? { accepted: false, created: null, runId: null } : { accepted: true, created: res.body.created ?? null, runId: res.body.runId ?? null });
+      }
+      const env = { RBM_GUARD_XLANG_CASES: JSON.stringify(cases) };
+      const [py, go] = await Promise.all([pytest('test_python_answers_the_same_message_like_every_client', env), clientTest('go', 'TestCrossLanguageSameMessage', env)]);
+      expect(py.code, py.out).toBe(0);
+      expect(py.out).toMatch(/1 passed/);
+      expect(go.code, go.out).toBe(0);
+      expect(go.out).toMatch(/--- PASS: TestCrossLanguageSameMessage/);
+
+      expect(ts).toEqual(expected);
+      expect(http).toEqual(expected.map(({ differences: _, ...answer }) => answer)); // the 409 body names no field
+      expect(answers(py.out)).toEqual(expected);
+      expect(answers(go.out)).toEqual(expected);
+    } finally {
+      await api.close();
+      for (const id of ids) await stack.client.workflow.getHandle(id).terminate('test done').catch(() => undefined);
+    }
   }, 120_000);
 });

@@ -37,15 +37,16 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
     trafficType: opts.trafficType,
     priority: opts.priority,
   };
-  // Validate (and turn --stale-in into a deadline) before connecting; the guard gets this exact deadline.
+  // Validate before connecting. The library resolves --stale-in itself, so the same command run again
+  // is the same message (its deadline counts from the first track), as in every other entry point.
   const message = parseTrackInput(input);
   // An agent without RBM credentials (not in RBM_AGENTS_FILE): its guard could neither revoke nor send.
   const refusal = noCredentialsFor(agentDirectory(config).agents, message.agentId);
   if (refusal) throw usage(`--agent: ${refusal}`);
-  const result = await (await session.guards()).track({ ...input, staleIn: undefined, staleAt: message.staleAt, ttl: undefined, expireTime: message.platformExpireAt ?? undefined });
+  const result = await (await session.guards()).track(input);
   const { io } = ctx;
   if (opts.json) {
-    io.stdout(json({ ...result, staleAt: message.staleAt, fallback: message.fallback?.channel ?? null }));
+    io.stdout(json({ ...result, fallback: message.fallback?.channel ?? null }));
     return;
   }
   if (result.alreadyClosed) {
@@ -55,7 +56,7 @@ export async function track(ctx: CliContext, opts: TrackOptions): Promise<void> 
   io.stdout(
     fields([
       ['guarding', result.workflowId],
-      ['stale at', `${message.staleAt} (${relative(message.staleAt)})`],
+      ['stale at', `${result.staleAt} (${relative(result.staleAt)})`],
       ['fallback', message.fallback ? message.fallback.channel : 'none'],
       ['traffic', message.trafficType],
       ['priority', String(message.priority)],

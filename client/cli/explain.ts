@@ -3,6 +3,7 @@
 import { NamespaceNotFoundError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ConfigError } from '../../config/index.ts';
 import { PayloadDecryptionError } from '../codec.ts';
+import { DifferentMessageError } from '../same-message.ts';
 import { causeOf, errorText, GRPC, grpcCause } from '../temporal-errors.ts';
 import { ValidationError } from '../track-input.ts';
 import { CliError, EXIT } from './errors.ts';
@@ -32,6 +33,10 @@ export function explain(err: unknown, session: Session | undefined): { message: 
   if (err instanceof CliError) return { message: err.message, exitCode: err.exitCode };
   if (err instanceof ValidationError) {
     return { message: err.issues.map((i) => `${FLAG_OF_FIELD[i.field] ?? i.field}: ${i.message}`).join('; '), exitCode: EXIT.usage };
+  }
+  if (err instanceof DifferentMessageError) {
+    const hint = err.differences?.includes('deadline') ? ` (rbm-guard status ${err.workflowId} shows the deadline it holds)` : '';
+    return { message: `${err.message}; nothing changed${hint}`, exitCode: EXIT.failed };
   }
   if (err instanceof ConfigError) {
     return { message: `invalid configuration: ${err.issues.map((i) => `${i.variable}: ${i.message}`).join('; ')}`, exitCode: EXIT.usage };

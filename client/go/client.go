@@ -49,7 +49,8 @@ type GuardStatus struct {
 	Timeline     []TimelineEntry `json:"timeline"`
 }
 
-// TrackResult says which guard guards the message and whether this call started it.
+// TrackResult says which guard guards the message. Created: this call started it, or gave its message
+// to a guard an early RBM event started (the HTTP API's 201); AlreadyClosed: it had ended (RunID "").
 type TrackResult struct {
 	WorkflowID    string
 	RunID         string
@@ -68,10 +69,12 @@ type GuardSummary struct {
 	CloseTime  *time.Time
 }
 
-// GuardClient tracks and reads guards. The client must carry DataConverter(codec).
+// GuardClient tracks and reads guards. The client must carry DataConverter(codec); Track reads a
+// guard's history with it too (Dial's client says which it carries; otherwise WithDataConverter).
 type GuardClient struct {
 	c         client.Client
 	taskQueue string
+	dc        converter.DataConverter
 }
 
 // NewGuardClient: taskQueue "" means the contract's default.
@@ -79,7 +82,11 @@ func NewGuardClient(c client.Client, taskQueue string) *GuardClient {
 	if taskQueue == "" {
 		taskQueue = C.DefaultTaskQueue
 	}
-	return &GuardClient{c: c, taskQueue: taskQueue}
+	g := &GuardClient{c: c, taskQueue: taskQueue, dc: converter.GetDefaultDataConverter()}
+	if d, ok := c.(carriesConverter); ok {
+		g.dc = d.DataConverter()
+	}
+	return g
 }
 
 // Dial connects to Temporal with the payload codec for keys (RBM_GUARD_ENCRYPTION_KEYS-style text).
@@ -88,10 +95,16 @@ func Dial(address, namespace, keys string) (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial(client.Options{HostPort: address, Namespace: namespace, DataConverter: DataConverter(codec)})
+	dc := DataConverter(codec)
+	c, err := client.Dial(client.Options{HostPort: address, Namespace: namespace, DataConverter: dc})
+	if err != nil {
+		return nil, err
+	}
+	return dialedClient{Client: c, dc: dc}, nil
 }
 
-// Track starts the guard of a sent message, or finds the one already guarding it.
+// Track starts the guard of a sent message, or finds the one already guarding it. A
+// *DifferentMessageError (errors.Is ErrDifferentMessage) when that guard holds another message under this id.
 func (g *GuardClient) Track(ctx context.Context, r TrackRequest) (TrackResult, error) {
 	m, err := ParseTrackInput(r, time.Now())
 	if err != nil {
@@ -119,20 +132,21 @@ func (g *GuardClient) Track(ctx context.Context, r TrackRequest) (TrackResult, e
 	if !errors.As(err, &started) {
 		return TrackResult{}, err
 	}
-	// The guard exists: tracked before, or started by an early RBM event. Hand it the message
-	// (a no-op if it has it); a closed guard is never reopened.
+	// The guard exists: tracked before, or started by an early RBM event. Hand it the message (a no-op
+	// if it has one; the first one a guard gets is the one it keeps); a closed guard is never reopened.
+	// Then the rule every entry point shares (same_message.go): it must hold this message.
+	runID := ""
+	var nf *serviceerror.NotFound
 	if err := g.c.SignalWorkflow(ctx, id, "", C.Signals.Track.Name, m); err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return TrackResult{WorkflowID: id, AlreadyClosed: true}, nil
+		if !errors.As(err, &nf) {
+			return TrackResult{}, err
 		}
+	} else if desc, err := g.c.DescribeWorkflowExecution(ctx, id, ""); err == nil {
+		runID = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	} else if !errors.As(err, &nf) {
 		return TrackResult{}, err
 	}
-	desc, err := g.c.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return TrackResult{}, err
-	}
-	return TrackResult{WorkflowID: id, RunID: desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()}, nil
+	return g.checkSameMessage(ctx, id, runID, r)
 }
 
 func checkedID(id string) error {

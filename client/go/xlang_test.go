@@ -6,6 +6,7 @@ package rbmguard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -91,4 +92,29 @@ func TestCrossLanguageGoReads(t *testing.T) {
 	}
 	out, _ := json.Marshal(map[string]any{"workflowId": id, "outcome": *s.Outcome})
 	fmt.Println("XLANG " + string(out))
+}
+
+// Tracks each body of RBM_GUARD_XLANG_CASES again (their guards exist) and reports accepted or refused.
+// The bodies are the wire JSON: encoding/json matches agentId to AgentID and so on (case-insensitive).
+func TestCrossLanguageSameMessage(t *testing.T) {
+	g := xlang(t, "RBM_GUARD_XLANG_CASES")
+	var bodies []TrackRequest
+	if err := json.Unmarshal([]byte(os.Getenv("RBM_GUARD_XLANG_CASES")), &bodies); err != nil {
+		t.Fatal(err)
+	}
+	out := []map[string]any{}
+	for _, r := range bodies {
+		res, err := g.Track(context.Background(), r)
+		var different *DifferentMessageError
+		switch {
+		case err == nil:
+			out = append(out, map[string]any{"accepted": true, "created": res.Created, "runId": res.RunID, "differences": nil})
+		case errors.As(err, &different) && errors.Is(err, ErrDifferentMessage):
+			out = append(out, map[string]any{"accepted": false, "created": nil, "runId": nil, "differences": different.Differences})
+		default:
+			t.Fatalf("track %s: %v", r.MessageID, err)
+		}
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println("XLANG " + string(b))
 }

@@ -1,7 +1,9 @@
 // The HTTP API for backends in any language, as a Fastify app around an injected Temporal client and
-// GuardClient (server.ts owns the port). Every request schema is a zod definition the TypeScript
-// client uses too, validated by GuardClient itself; the same schemas give the OpenAPI 3.1 document
-// (/openapi.json, browsable at /docs). Errors are RFC 9457 problem+json naming each bad field.
+// GuardClient (server.ts owns the port). Every request schema is a zod definition on its route
+// (fastify-type-provider-zod): it validates, types the handler and gives the OpenAPI 3.1 document
+// (/openapi.json, browsable at /docs). A track body's schema is the library's own wire schema, and
+// GuardClient.track checks the rest (staleAt or staleIn, deadlines, TTLs), so each rule has one owner.
+// Errors are RFC 9457 problem+json naming each bad field, whichever of the two found it.
 //
 // Guards are addressed by their id as ONE percent-encoded path segment (encodeURIComponent):
 // `/v1/guards/rbm-guard%2Facme%2Fa%2Fb%3Ac`, `POST /v1/guards/{id}:cancel`. A message id may hold
@@ -14,18 +16,19 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, validatorCompiler, type ZodFastifySchemaValidationError, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Config } from '../../config/index.ts';
 import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts';
 import { ALL_STATES, OUTCOMES } from '../../workflows/contract.ts';
-import { cancelRequestSchema, extendRequestSchema, guardStatusSchema, jsonSchemaOf } from '../../client/contract-schemas.ts';
-import type { GuardClient } from '../../client/guard-client.ts';
+import { cancelRequestSchema, extendRequestSchema, guardStatusSchema } from '../../client/contract-schemas.ts';
+import { listFilterSchema, type GuardClient } from '../../client/guard-client.ts';
 import { GRPC, grpcCode, TRANSIENT_GRPC_CODES } from '../../client/temporal-errors.ts';
 import { trackRequestSchema, ValidationError } from '../../client/track-input.ts';
 import { AuthFailures, matchApiKey, type ApiKey } from './auth.ts';
 import { PROBLEM_TYPE, problemError, ProblemError, problemSchema, type Problem } from './problem.ts';
-import { heldMessage, isSameMessage } from './same-message.ts';
+import { DifferentMessageError } from '../../client/same-message.ts';
 import { pageTokens } from './page-token.ts';
 
 export type ApiConfig = Pick<
@@ -83,25 +86,25 @@ const guardSummarySchema = z.object({
   startTime: z.string(),
   closeTime: z.string().nullable(),
 });
+// The filters' rules are GuardClient's own (listFilterSchema); a query spells them as strings.
 const listQuerySchema = z
   .object({
-    state: z.string().optional(),
-    outcome: z.string().optional(),
-    agentId: z.string().optional(),
-    open: z.enum(['true', 'false']).optional(),
+    state: listFilterSchema.shape.state,
+    outcome: listFilterSchema.shape.outcome,
+    agentId: listFilterSchema.shape.agentId,
+    open: z
+      .enum(['true', 'false'])
+      .transform((open) => open === 'true')
+      .optional(),
     pageSize: z.coerce.number().int().min(1).max(1000).default(100),
     pageToken: z.string().max(4096).optional(),
   })
   .strict();
 const listResultSchema = z.object({ guards: z.array(guardSummarySchema), nextPageToken: z.string().nullable() });
 
-/** JSON Schema for the OpenAPI document (draft 2020-12 is OpenAPI 3.1's dialect). */
-const doc = (schema: z.ZodType, io: 'input' | 'output' = 'output') => {
-  const schemaDoc = jsonSchemaOf(schema, io);
-  delete schemaDoc.$schema;
-  return schemaDoc;
-};
-const problemResponse = (description: string) => ({ description, content: { [PROBLEM_TYPE]: { schema: doc(problemSchema) } } });
+/** A response as the OpenAPI document shows it; the route's schema compiler turns the zod schema into JSON Schema. */
+const jsonResponse = <T extends z.ZodType>(description: string, schema: T) => ({ description, content: { 'application/json': { schema } } });
+const problemResponse = (description: string) => ({ description, content: { [PROBLEM_TYPE]: { schema: problemSchema } } });
 const errors = {
   400: problemResponse('a bad field (each named in `errors`)'),
   401: problemResponse('missing or unknown API key'),
@@ -109,7 +112,11 @@ const errors = {
   502: problemResponse('Temporal failed the call (UNKNOWN/INTERNAL): not an outage, no Retry-After'),
   503: problemResponse('Temporal is down or slow; nothing was started; see Retry-After'),
 };
-const idParam = { type: 'object', properties: { id: { type: 'string', description: 'the guard id, percent-encoded as one segment' } }, required: ['id'] };
+// Documentation: the handlers read the id from the raw path (guardIdOf), and GuardClient checks it (path.id).
+const idParam = z.object({ id: z.string().meta({ description: 'the guard id, percent-encoded as one segment' }) });
+
+/** The router constraint that tells `POST /v1/guards/{id}:cancel` from `:extend`, so each has its own body schema. */
+const GUARD_ACTION = 'guardAction';
 
 export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstance> {
   const { client, guards, keys, config } = options;
@@ -138,7 +145,16 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
 
   const app = Fastify({
     loggerInstance: fastifyLogger,
-    routerOptions: { maxParamLength: MAX_ID_SEGMENT },
+    routerOptions: {
+      maxParamLength: MAX_ID_SEGMENT,
+      constraints: {
+        [GUARD_ACTION]: {
+          name: GUARD_ACTION,
+          storage: storeByValue,
+          deriveConstraint: (req) => actionOf(req.url ?? '') ?? '',
+        },
+      },
+    },
     // A URL the router cannot read (bad percent-encoding, an over-long segment): a key first, then a problem.
     frameworkErrors: (error, request, reply) => {
       try {
@@ -165,8 +181,9 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
       done(err as Error, undefined);
     }
   });
-  // Schemas on routes document; zod (through GuardClient) validates, so errors name fields our way.
-  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  // Route schemas are zod: they validate (errors named in toProblem) and document; responses are
+  // documented, and sent as they are.
+  app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   const deadline = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + config.RBM_GUARD_API_TIMEOUT_MS, fn);
@@ -175,7 +192,10 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   // (and the per-key rate limit), unless it is public.
   app.addHook('onRoute', (route) => {
     const open = isPublicPath(route.url);
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url, public: open });
+    // Once per method and path (the actions of `POST /v1/guards/{id}:action` are routes of one path).
+    for (const method of [route.method].flat()) {
+      if (!routes.some((r) => r.method === method && r.url === route.url)) routes.push({ method, url: route.url, public: open });
+    }
     if (open) {
       route.config = { ...route.config, rateLimit: false };
       return;
@@ -198,11 +218,20 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a key from RBM_GUARD_API_KEYS' } } },
       security: [{ bearer: [] }],
     },
+    // `{id}:cancel` and `{id}:extend` share a router path: each is its own operation in the document
+    // (`::` is how the document's path template spells a literal `:`).
+    transform: (input) => {
+      const transformed = jsonSchemaTransform(input);
+      const action = input.route.constraints?.[GUARD_ACTION];
+      return typeof action === 'string' ? { ...transformed, url: `${GUARDS}/{id}::${action}` } : transformed;
+    },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(rateLimit, {
     global: true, // every keyed route; public ones opt out in the onRoute hook above
-    hook: 'preHandler', // after auth: the limit is per key, and a refused key spends nobody's budget
+    // After auth (the limit is per key, and a refused key spends nobody's budget), before the route
+    // schemas: a request they refuse spends its key's budget too.
+    hook: 'preValidation',
     max: config.RBM_GUARD_API_RATE_LIMIT,
     timeWindow: 60_000,
     keyGenerator: (request) => keyOf.get(request)?.id ?? request.ip,
@@ -223,7 +252,8 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.post(
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post(
     GUARDS,
     {
       schema: {
@@ -232,86 +262,85 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
           '201: this call started the guard (or gave a guard an early RBM event started its message). 200: the same message again — ' +
           'the body, resolved as of the first track, gives the message the guard holds (a resent staleIn without sentAt keeps the first deadline). ' +
           '409: a guard for this agent and message id holds a different message.',
-        body: doc(trackRequestSchema, 'input'),
-        response: { 201: { description: 'started', content: { 'application/json': { schema: doc(trackResultSchema) } } }, 200: { description: 'the same message again', content: { 'application/json': { schema: doc(trackResultSchema) } } }, 409: problemResponse('the same message id with a different body'), ...errors },
+        body: trackRequestSchema,
+        response: { 201: jsonResponse('started', trackResultSchema), 200: jsonResponse('the same message again', trackResultSchema), 409: problemResponse('the same message id with a different body'), ...errors },
       },
     },
     async (request, reply) => {
-      const body = requireObject(request.body);
-      const result = await deadline(() => guards.track(body as Parameters<GuardClient['track']>[0]));
+      const body = request.body;
+      // The library owns "the same message" (client/same-message.ts): a different one is a 409.
+      const result = await deadline(() => guards.track(body)).catch((err: unknown) => {
+        if (!(err instanceof DifferentMessageError)) throw err;
+        throw problemError('conflict', {
+          detail: err.differences ? 'a guard for this message id holds a different message (phone, text, deadline, traffic type, policy or TTL)' : 'this message id was guarded before, and that guard\u2019s history is gone',
+          workflowId: err.workflowId,
+        });
+      });
       const href = `${GUARDS}/${encodeURIComponent(result.workflowId)}`;
-      let created = result.created;
-      if (!created) {
-        const held = await deadline(() => heldMessage(client, result.workflowId));
-        if (!held || !isSameMessage(body, held.message)) {
-          throw problemError('conflict', {
-            detail: held ? 'a guard for this message id holds a different message (phone, text, deadline, traffic type, policy or TTL)' : 'this message id was guarded before, and that guard\u2019s history is gone',
-            workflowId: result.workflowId,
-          });
-        }
-        // The first track of a guard an early RBM event started is this call's: new to the caller.
-        created = !held.fromStart && held.trackSignals === 1 && !result.alreadyClosed;
-      }
+      const { created } = result;
       if (created) reply.code(201).header('Location', href);
       return { workflowId: result.workflowId, runId: result.runId, created, alreadyClosed: result.alreadyClosed, href };
     },
   );
 
-  app.get(
+  api.get(
     `${GUARDS}/:id`,
-    { schema: { summary: 'A guard\u2019s state, outcome and timeline', params: idParam, response: { 200: { description: 'status', content: { 'application/json': { schema: doc(guardStatusSchema) } } }, 404: problemResponse('no such guard'), ...errors } } },
+    { schema: { summary: 'A guard\u2019s state, outcome and timeline', params: idParam, response: { 200: jsonResponse('status', guardStatusSchema), 404: problemResponse('no such guard'), ...errors } } },
     async (request) => {
       const id = guardIdOf(request);
       return deadline(() => guards.status(id)).catch((err: unknown) => notFoundAs(err, id));
     },
   );
 
-  app.post(
+  // `{id}:cancel` and `{id}:extend` are one router path told apart by the action after the id
+  // (GUARD_ACTION), so each has its own body schema.
+  const afterAction = { 200: jsonResponse('the guard\u2019s status after it', guardStatusSchema), 404: problemResponse('no such guard'), 409: problemResponse('the guard is closed, or refused the change'), ...errors };
+  api.post(
     `${GUARDS}/:id`,
     {
-      schema: {
-        summary: '`{id}:cancel` (body {reason?}) or `{id}:extend` (body {staleAt})',
-        params: idParam,
-        body: { oneOf: [doc(cancelRequestSchema, 'input'), doc(extendRequestSchema, 'input')] },
-        response: { 200: { description: 'the guard\u2019s status after it', content: { 'application/json': { schema: doc(guardStatusSchema) } } }, 404: problemResponse('no such guard or action'), 409: problemResponse('the guard is closed, or refused the change'), ...errors },
-      },
+      constraints: { [GUARD_ACTION]: 'cancel' },
+      // No body reaches the schema as null (Fastify's rule): a cancel without a reason.
+      schema: { summary: '`{id}:cancel` (body {reason?}, or none)', params: idParam, body: cancelRequestSchema.strict().nullable(), response: afterAction },
     },
     async (request) => {
-      const raw = rawSegment(request);
-      const colon = raw.lastIndexOf(':');
-      const action = colon < 0 ? '' : raw.slice(colon + 1);
-      if (action !== 'cancel' && action !== 'extend') throw problemError('not-found', { detail: 'POST /v1/guards/{id}:cancel or /v1/guards/{id}:extend' });
-      const id = decodeId(raw.slice(0, colon));
-      const run = async () => {
-        if (action === 'cancel') {
-          const { reason } = parseBody(cancelRequestSchema.strict(), request.body ?? {});
-          return guards.cancel(id, reason);
-        }
-        const { staleAt } = parseBody(extendRequestSchema.strict(), request.body);
-        return guards.extend(id, staleAt);
-      };
-      return deadline(run).catch((err: unknown) => notFoundAs(err, id));
+      const id = actionIdOf(request);
+      return deadline(() => guards.cancel(id, request.body?.reason)).catch((err: unknown) => notFoundAs(err, id));
     },
   );
+  api.post(
+    `${GUARDS}/:id`,
+    {
+      constraints: { [GUARD_ACTION]: 'extend' },
+      schema: { summary: '`{id}:extend` (body {staleAt})', params: idParam, body: extendRequestSchema.strict(), response: afterAction },
+    },
+    async (request) => {
+      const id = actionIdOf(request);
+      return deadline(() => guards.extend(id, request.body.staleAt)).catch((err: unknown) => notFoundAs(err, id));
+    },
+  );
+  // Any other action, or none: a 404 that names the two.
+  api.post(`${GUARDS}/:id`, { schema: { hide: true } }, async () => {
+    throw problemError('not-found', { detail: 'POST /v1/guards/{id}:cancel or /v1/guards/{id}:extend' });
+  });
 
-  app.get(
+  api.get(
     GUARDS,
     {
       schema: {
         summary: 'Guards, newest first, filtered by state, outcome, agent; paginated with nextPageToken',
-        querystring: doc(listQuerySchema, 'input'),
-        response: { 200: { description: 'one page', content: { 'application/json': { schema: doc(listResultSchema) } } }, ...errors },
+        querystring: listQuerySchema,
+        response: { 200: jsonResponse('one page', listResultSchema), ...errors },
       },
     },
     async (request) => {
-      const q = parseQuery(listQuerySchema, request.query);
+      const q = request.query;
       const pageToken = q.pageToken === undefined ? null : tokens.open(q.pageToken);
       if (pageToken === undefined) {
         throw problemError('validation', { errors: [{ field: 'query.pageToken', message: 'not a nextPageToken this API gave: pass the previous page\u2019s, unchanged (tokens end with a key rotation)' }] });
       }
       const page = await deadline(() =>
         guards.listPage(
-          { state: q.state as never, outcome: q.outcome as never, agentId: q.agentId, open: q.open === undefined ? undefined : q.open === 'true' },
+          { state: q.state, outcome: q.outcome, agentId: q.agentId, open: q.open },
           { pageSize: q.pageSize, pageToken },
         ),
       ).catch((err: unknown) => {
@@ -345,7 +374,11 @@ declare module 'fastify' {
 
 /** The request's path as sent (absolute form reduced to its path), without the query. */
 function pathOf(request: FastifyRequest): string {
-  const raw = (request.raw.url ?? '').split('?')[0]!;
+  return pathOfUrl(request.raw.url ?? '');
+}
+
+function pathOfUrl(url: string): string {
+  const raw = url.split('?')[0]!;
   return raw.startsWith('/') ? raw : raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '') || '/';
 }
 
@@ -359,6 +392,7 @@ function sendProblem(reply: FastifyReply, err: ProblemError, request: FastifyReq
 /** Every error as a problem; 5xx never carry internals. */
 function toProblem(error: FastifyError | Error, request: FastifyRequest): ProblemError {
   if (error instanceof ProblemError) return error;
+  if (hasZodFastifySchemaValidationErrors(error)) return schemaErrors(error.validation, error.validationContext);
   if (error instanceof ValidationError) return fieldErrors(error, 'body');
   const code = grpcCode(error);
   // UNKNOWN and INTERNAL are Temporal failing this call, not Temporal being away: an honest 502, no
@@ -383,7 +417,25 @@ function toProblem(error: FastifyError | Error, request: FastifyRequest): Proble
   return problemError('internal');
 }
 
-function fieldErrors(err: ValidationError, where: 'body' | 'query' | 'path'): ProblemError {
+/** Where a route schema found the errors, as the problem names its fields. */
+const FIELD_PREFIX = { body: 'body', querystring: 'query', params: 'path', headers: 'headers' } as const;
+type RequestPart = NonNullable<FastifyError['validationContext']>;
+
+/**
+ * A route schema's errors (fastify-type-provider-zod's), each named as GuardClient names a field
+ * (ValidationError.fromZod): `body.policy.graceMs`, `query.pageSize`; a body that is not an object
+ * (an array, null, none at all) is one error naming the body.
+ */
+function schemaErrors(validation: readonly ZodFastifySchemaValidationError[], context: RequestPart = 'body'): ProblemError {
+  const issues = validation.map((v) => {
+    const path = v.instancePath.split('/').slice(1).filter((key) => key !== '');
+    const notObject = path.length === 0 && v.keyword === 'invalid_type' && v.params.expected === 'object';
+    return { path, message: notObject ? 'must be a JSON object' : (v.message ?? 'not valid') };
+  });
+  return fieldErrors(ValidationError.fromZod({ issues }), FIELD_PREFIX[context]);
+}
+
+function fieldErrors(err: ValidationError, where: (typeof FIELD_PREFIX)[RequestPart]): ProblemError {
   const errors = err.issues.map((i) => ({ field: i.field === 'workflowId' ? 'path.id' : i.field === '(input)' ? where : `${where}.${i.field}`, message: i.message }));
   return problemError('validation', { detail: errors.map((e) => `${e.field}: ${e.message}`).join('; '), errors });
 }
@@ -406,25 +458,6 @@ function parseJson(text: string): unknown {
 }
 class ProtoKeyError extends Error {}
 
-function requireObject(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw problemError('validation', { detail: 'the body must be a JSON object', errors: [{ field: 'body', message: 'must be a JSON object' }] });
-  }
-  return body as Record<string, unknown>;
-}
-
-function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
-  const parsed = schema.safeParse(requireObject(body));
-  if (parsed.success) return parsed.data;
-  throw fieldErrors(ValidationError.fromZod(parsed.error), 'body');
-}
-
-function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
-  const parsed = schema.safeParse(query ?? {});
-  if (parsed.success) return parsed.data;
-  throw fieldErrors(ValidationError.fromZod(parsed.error), 'query');
-}
-
 /**
  * The guard id segment as sent (still percent-encoded): the path's last segment, whichever spelling
  * of `/v1/guards` the router matched (the id is one segment, its own `/` encoded).
@@ -443,4 +476,23 @@ function decodeId(raw: string): string {
 
 function guardIdOf(request: FastifyRequest): string {
   return decodeId(rawSegment(request));
+}
+
+/** A router constraint's store: one route per value. */
+function storeByValue<Store>(): { get(value: string): Store | null; set(value: string, store: Store): void } {
+  const byValue = new Map<string, Store>();
+  return { get: (value) => byValue.get(value) ?? null, set: (value, store) => void byValue.set(value, store) };
+}
+
+/** What follows the last unencoded `:` of a URL's last path segment (`cancel` of `…/{id}:cancel`), if any. */
+function actionOf(url: string): string | undefined {
+  const segment = pathOfUrl(url).split('/').at(-1)!;
+  const colon = segment.lastIndexOf(':');
+  return colon < 0 ? undefined : segment.slice(colon + 1);
+}
+
+/** The guard id of `POST /v1/guards/{id}:action`: the segment before its last `:`, decoded. */
+function actionIdOf(request: FastifyRequest): string {
+  const raw = rawSegment(request);
+  return decodeId(raw.slice(0, raw.lastIndexOf(':')));
 }

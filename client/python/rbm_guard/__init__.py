@@ -2,10 +2,12 @@
 from .client import GuardClient, TrackResult, connect, data_converter
 from .codec import EncryptionCodec, PayloadDecryptionError, parse_keys
 from .contract import CONTRACT, guard_workflow_id, normalize_agent_id
+from .same_message import DifferentMessageError
 from .track import ValidationError, parse_track_input
 
 __all__ = [
     "CONTRACT",
+    "DifferentMessageError",
     "EncryptionCodec",
     "GuardClient",
     "PayloadDecryptionError",

@@ -29,6 +29,7 @@ from .contract import (
     normalize_agent_id,
     parse_guard_workflow_id,
 )
+from .same_message import DifferentMessageError, held_message, message_differences
 from .track import ValidationError, iso, parse_date_time, parse_track_input
 
 _SA_AGENT = SearchAttributeKey.for_keyword("RbmAgentId")
@@ -54,6 +55,9 @@ async def connect(address: str, keys: str, namespace: str = "default", **kwargs:
 
 @dataclass(frozen=True)
 class TrackResult:
+    """`created`: this call started the guard, or gave its message to a guard an early RBM event
+    started (the HTTP API's 201); `already_closed`: the guard had ended, nothing new was started."""
+
     workflow_id: str
     run_id: str | None
     created: bool
@@ -67,7 +71,8 @@ class GuardClient:
 
     async def track(self, message: Mapping[str, Any] | None = None, **fields: Any) -> TrackResult:
         """Starts the guard of a sent message, or finds the one already guarding it. Fields in the
-        contract's names (agentId, staleIn, …) or as snake_case keywords (agent_id, stale_in, …)."""
+        contract's names (agentId, staleIn, …) or as snake_case keywords (agent_id, stale_in, …).
+        Raises DifferentMessageError when that guard holds another message under this id."""
         data = {**(message or {}), **{(_camel(k) if _camel(k) in _TRACK_FIELDS else k): v for k, v in fields.items()}}
         tracked = parse_track_input(data)
         workflow_id = guard_workflow_id(tracked["agentId"], tracked["messageId"])
@@ -88,17 +93,25 @@ class GuardClient:
             return TrackResult(workflow_id, handle.first_execution_run_id, True, False)
         except WorkflowAlreadyStartedError:
             pass
-        # The guard exists: tracked before, or started by an early RBM event. Hand it the message
-        # (a no-op if it has it); a closed guard is never reopened.
+        # The guard exists: tracked before, or started by an early RBM event. Hand it the message (a
+        # no-op if it has one; the first one a guard gets is the one it keeps); a closed guard is never
+        # reopened. Then the rule every entry point shares (same_message.py): it must hold this message.
         handle = self._client.get_workflow_handle(workflow_id)
+        run_id: str | None = None
         try:
             await handle.signal(SIGNAL_TRACK, tracked)
-            desc = await handle.describe()
-            return TrackResult(workflow_id, desc.run_id, False, False)
+            run_id = (await handle.describe()).run_id
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return TrackResult(workflow_id, None, False, True)
-            raise
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        held = await held_message(self._client, workflow_id)
+        if held is None:
+            raise DifferentMessageError(workflow_id, None)
+        if differences := message_differences(data, held.message):
+            raise DifferentMessageError(workflow_id, differences)
+        # The first track of a guard an early RBM event started is this call's: new to the caller.
+        created = not held.from_start and held.track_signals == 1 and run_id is not None
+        return TrackResult(workflow_id, run_id, created, run_id is None)
 
     async def status(self, workflow_id: str) -> dict[str, Any]:
         """State and timeline; for a closed guard its final status (no worker needed)."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rbm_guard import GuardClient, connect
+from rbm_guard import DifferentMessageError, GuardClient, connect
 
 ENV = os.environ
 needs_stack = pytest.mark.skipif("RBM_GUARD_XLANG_ADDRESS" not in ENV, reason="run by test/cross-language.test.ts")
@@ -34,7 +34,7 @@ async def until_outcome(g: GuardClient, workflow_id: str, timeout_s: float = 30)
 def test_python_tracks_the_typescript_worker_revokes_and_sends():
     async def run():
         g = await guards()
-        result = await g.track(
+        message = dict(
             agent_id=ENV["RBM_GUARD_XLANG_AGENT_ID"],
             message_id=ENV["RBM_GUARD_XLANG_MESSAGE_ID"],
             phone=ENV["RBM_GUARD_XLANG_PHONE"],
@@ -43,8 +43,9 @@ def test_python_tracks_the_typescript_worker_revokes_and_sends():
             traffic_type="AUTHENTICATION",
             policy=POLICY,
         )
+        result = await g.track(**message)
         assert result.created
-        again = await g.track(agentId=ENV["RBM_GUARD_XLANG_AGENT_ID"], messageId=ENV["RBM_GUARD_XLANG_MESSAGE_ID"], phone=ENV["RBM_GUARD_XLANG_PHONE"], staleIn="1s")
+        again = await g.track(**message)  # the same message (staleIn resolves from the first track)
         assert not again.created and again.run_id == result.run_id
         status = await until_outcome(g, result.workflow_id)
         assert status["outcome"] == "FALLBACK_SENT", status
@@ -68,5 +69,24 @@ def test_python_reads_what_typescript_wrote():
         listed = await g.list(agent_id=status["agentId"], outcome=status["outcome"], limit=1000)
         assert workflow_id in [s["workflowId"] for s in listed]
         print("XLANG " + json.dumps({"workflowId": workflow_id, "outcome": status["outcome"]}))
+
+    asyncio.run(run())
+
+
+@needs_stack
+@pytest.mark.skipif("RBM_GUARD_XLANG_CASES" not in ENV, reason="run by the same-message test")
+def test_python_answers_the_same_message_like_every_client():
+    """Tracks each body of RBM_GUARD_XLANG_CASES again (their guards exist) and reports accepted or refused."""
+
+    async def run():
+        g = await guards()
+        out = []
+        for body in json.loads(ENV["RBM_GUARD_XLANG_CASES"]):
+            try:
+                r = await g.track(body)
+                out.append({"accepted": True, "created": r.created, "runId": r.run_id, "differences": None})
+            except DifferentMessageError as err:
+                out.append({"accepted": False, "created": None, "runId": None, "differences": err.differences})
+        print("XLANG " + json.dumps(out))
 
     asyncio.run(run())
