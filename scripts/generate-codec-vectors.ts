@@ -1,6 +1,6 @@
 // Writes contract/codec-vectors.json: test keys, plain payloads, and the same payloads encrypted by
 // client/codec.ts, plus payloads every implementation must refuse. IVs are random, so this runs once
-// and the file is committed; every implementation (test/codec-vectors.test.ts, the Python and Go
+// and the file is committed; every implementation (test/client/codec-vectors.test.ts, the Python and Go
 // clients' suites) decrypts the committed payloads and round-trips the plain ones.
 //   npx tsx scripts/generate-codec-vectors.ts     (only when the format changes: bump formatVersion)
 import { isEntryPoint } from '../config/entrypoint.ts';

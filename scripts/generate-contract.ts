@@ -1,7 +1,7 @@
 // Writes the guard's contract for direct Temporal users in any language (contract/guard-contract.json,
 // and the copies the Python and Go packages embed) from the one TypeScript definition:
 // workflows/contract.ts, the zod schemas of client/track-input.ts and client/contract-schemas.ts,
-// and client/codec.ts. test/contract.test.ts fails when a committed file is stale.
+// and client/codec.ts. test/workflows/contract.test.ts fails when a committed file is stale.
 //   npm run contract        (re)writes the files
 import { isEntryPoint } from '../config/entrypoint.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 package rbmguard
 
-// Cross-language: driven by test/cross-language.test.ts (the TypeScript worker, the RBM simulator and
+// Cross-language: driven by test/client/cross-language.test.ts (the TypeScript worker, the RBM simulator and
 // the SMS sink), which passes what to do in RBM_GUARD_XLANG_* variables. Skipped when run alone.
 
 import (
@@ -16,7 +16,7 @@ import (
 
 func xlang(t *testing.T, need string) *GuardClient {
 	if os.Getenv("RBM_GUARD_XLANG_ADDRESS") == "" || os.Getenv(need) == "" {
-		t.Skip("run by test/cross-language.test.ts")
+		t.Skip("run by test/client/cross-language.test.ts")
 	}
 	c, err := Dial(os.Getenv("RBM_GUARD_XLANG_ADDRESS"), "default", os.Getenv("RBM_GUARD_XLANG_KEYS"))
 	if err != nil {

@@ -51,7 +51,7 @@ export async function ensureTemporalServer(log: (line: string) => void = (l) => 
   return dir;
 }
 
-/** Per database, in order: what compose's temporal-schema job runs too (test/compose-engine.test.ts). */
+/** Per database, in order: what compose's temporal-schema job runs too (test/deploy/compose-engine.test.ts). */
 export const SCHEMA_STEPS = [['create'], ['setup-schema', '-v', '0.0'], ['update-schema', '-d', '<schema>/postgresql/v12/<db>/versioned']] as const;
 
 /** Creates both databases and brings their schemas to this release's version, as compose's temporal-schema job does. */

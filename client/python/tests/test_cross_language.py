@@ -1,4 +1,4 @@
-"""Cross-language: driven by test/cross-language.test.ts, which runs the TypeScript worker against the
+"""Cross-language: driven by test/client/cross-language.test.ts, which runs the TypeScript worker against the
 RBM simulator and the SMS sink and passes what to do in RBM_GUARD_XLANG_* variables. Skipped when run
 alone (the unit suites need no server)."""
 import asyncio
@@ -11,7 +11,7 @@ import pytest
 from rbm_guard import DifferentMessageError, GuardClient, connect
 
 ENV = os.environ
-needs_stack = pytest.mark.skipif("RBM_GUARD_XLANG_ADDRESS" not in ENV, reason="run by test/cross-language.test.ts")
+needs_stack = pytest.mark.skipif("RBM_GUARD_XLANG_ADDRESS" not in ENV, reason="run by test/client/cross-language.test.ts")
 POLICY = {"graceMs": 1500, "lingerMs": 2500, "revokeAttempts": 2, "maxRevokeRounds": 2, "fallbackAttempts": 4}
 
 

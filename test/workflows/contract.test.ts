@@ -1,0 +1,56 @@
+// The generated contract (contract/guard-contract.json and the copies the Python and Go clients
+// embed) must be what the TypeScript definition generates now, and say what the code does.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { buildContract, CONTRACT_FILES, contractText } from '../../scripts/generate-contract.ts';
+import { GUARD_RULES, guardWorkflowId, MESSAGE_TRAFFIC_TYPES, normalizeAgentId, OUTCOMES, parseGuardWorkflowId, PRIORITY } from '../../workflows/contract.ts';
+import { defaultPolicy, parseDuration, parseTrackInput } from '../../client/track-input.ts';
+
+describe('generated contract', () => {
+  it.each(CONTRACT_FILES)('%s is current (else run `npm run contract`)', (file) => {
+    expect(readFileSync(file, 'utf8')).toBe(contractText());
+  });
+
+  it('makes every starter name the rules: GuardInput.rules is required and is today\u2019s', () => {
+    const c = buildContract() as { guardRules: number; schemas: { GuardInput: { required: string[]; properties: { rules: { const: number } } } } };
+    expect(c.schemas.GuardInput.required).toContain('rules');
+    expect(c.schemas.GuardInput.properties.rules.const).toBe(c.guardRules);
+    expect(c.guardRules).toBe(GUARD_RULES);
+  });
+
+  it('carries every outcome, including the newest ones', () => {
+    const c = buildContract() as { states: { outcomes: string[] } };
+    expect(c.states.outcomes).toEqual([...OUTCOMES]);
+    expect(c.states.outcomes).toContain('FALLBACK_MAYBE_TWICE');
+  });
+
+  it('its guard-id grammar and agent-id rule agree with the code', () => {
+    const c = buildContract() as { workflowId: { pattern: string }; agentId: { normalise: { stripSuffixCaseInsensitive: string } } };
+    const suffix = c.agentId.normalise.stripSuffixCaseInsensitive;
+    for (const [agent, message] of [['acme', 'a/b:c'], [`Acme${suffix.toUpperCase()}`, 'x'], [' acme ', 'm-1']] as const) {
+      const id = guardWorkflowId(agent, message);
+      const m = new RegExp(c.workflowId.pattern, 's').exec(id);
+      expect(m?.[1]).toBe(normalizeAgentId(agent));
+      expect(m?.[2]).toBe(message);
+      expect(parseGuardWorkflowId(id)).toEqual({ agentId: normalizeAgentId(agent), messageId: message });
+    }
+  });
+
+  it('its duration grammar and policy defaults agree with the code', () => {
+    const c = buildContract() as { duration: { pattern: string; unitMs: Record<string, number> }; policyDefaults: Record<string, unknown> };
+    const m = new RegExp(c.duration.pattern).exec('90s')!;
+    expect(Number(m[1]) * c.duration.unitMs[m[2]!]!).toBe(parseDuration('90s'));
+    expect(c.policyDefaults.PROMOTION).toEqual(defaultPolicy('PROMOTION'));
+    expect((c.policyDefaults.PROMOTION as { onUnknown: string }).onUnknown).toBe('no-fallback');
+    expect((c.policyDefaults.AUTHENTICATION as { onUnknown: string }).onUnknown).toBe('fallback');
+  });
+
+  it('its task priorities are what a track resolves to (the Python and Go clients read them from here)', () => {
+    const c = buildContract() as { priority: unknown; trafficPriority: Record<string, number> };
+    expect(c.priority).toEqual(PRIORITY);
+    for (const trafficType of MESSAGE_TRAFFIC_TYPES) {
+      const m = parseTrackInput({ agentId: 'acme', messageId: 'm-1', phone: '+14155550100', staleIn: '10m', trafficType });
+      expect(m.priority).toBe(c.trafficPriority[trafficType]);
+    }
+  });
+});
