@@ -55,6 +55,7 @@ export const guardInputSchema = z.object({
   rules: z.literal(GUARD_RULES),
   message: trackedMessageSchema.optional(),
   orphanAfterMs: z.number().int().min(0).optional(),
+  deferred: z.boolean().optional(),
 });
 
 export const timelineEntrySchema = z.object({ at: dateTime, state: guardStateSchema, event: z.string(), reason: z.string() });

@@ -3,6 +3,10 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
 // The SDK's own raw → info mapping, for listPage's one-page call (the iterator hides the page token).
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
+import { optionalTsToMs } from '@temporalio/common/lib/time.js';
+// A CommonJS package whose exports Node's ESM loader cannot list: default import, then destructure.
+import proto from '@temporalio/proto';
 import { z } from 'zod';
 import {
   AGENT_ID,
@@ -29,6 +33,7 @@ import {
   type Outcome,
 } from '../workflows/contract.ts';
 import type { rbmGuard } from '../workflows/guard.ts';
+import { initialGuard, statusOf } from '../workflows/lifecycle.ts';
 import { guardStartOptions } from './start-options.ts';
 import { DifferentMessageError, heldMessage, messageDifferences } from './same-message.ts';
 import { parseTrackInput, ValidationError, type TrackInput } from './track-input.ts';
@@ -83,7 +88,19 @@ export interface GuardClientOptions {
    * of RBM_AGENTS_FILE (config/agents.ts).
    */
   agents?: Iterable<string>;
+  /**
+   * Start each guard with a start delay until its deadline instead of a deadline timer (one billable
+   * action less on every path; GuardInput.deferred). Its first workflow task then runs at the deadline,
+   * or at once when an RBM event (the webhook's signal-with-start), a cancel or an extend reaches it;
+   * `status` answers from its start input until then. Default off.
+   */
+  deferStart?: boolean;
 }
+
+const { EventType } = proto.temporal.api.enums.v1;
+
+/** Below this, a deferred start is not worth it: the guard starts at once, with its timer. */
+const MIN_DEFER_MS = 1_000;
 
 /** Why a guard for this agent cannot start (no RBM credentials for it), or undefined; `agents` unset: every agent. */
 export function noCredentialsFor(agents: ReadonlySet<string> | undefined, agentId: string): string | undefined {
@@ -94,11 +111,13 @@ export class GuardClient {
   private readonly client: Client;
   private readonly taskQueue: string;
   private readonly agents: ReadonlySet<string> | undefined;
+  private readonly deferStart: boolean;
 
   constructor(client: Client, taskQueue: string, options: GuardClientOptions = {}) {
     this.client = client;
     this.taskQueue = taskQueue;
     this.agents = options.agents ? new Set([...options.agents].map(normalizeAgentId)) : undefined;
+    this.deferStart = options.deferStart ?? false;
   }
 
   /**
@@ -111,11 +130,15 @@ export class GuardClient {
     const refusal = noCredentialsFor(this.agents, message.agentId);
     if (refusal) throw new ValidationError([{ field: 'agentId', message: refusal }]);
     const workflowId = guardWorkflowId(message.agentId, message.messageId);
-    const guardInput: NewGuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message };
+    // A guard that sends the RBM message itself must run now: only a guard that waits is deferred.
+    const delayMs = this.deferStart && !message.send ? Date.parse(message.staleAt) - Date.now() : 0;
+    const deferred = delayMs >= MIN_DEFER_MS;
+    const guardInput: NewGuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message, ...(deferred ? { deferred } : {}) };
     const options = {
       workflowId,
       taskQueue: this.taskQueue,
       args: [guardInput] as [GuardInput],
+      ...(deferred ? { startDelay: delayMs } : {}),
       ...guardStartOptions({ agentId: message.agentId, staleAt: message.staleAt, priority: message.priority }),
       staticSummary: `RBM ${message.trafficType.toLowerCase()} from ${message.agentId}, stale at ${message.staleAt}, fallback: ${message.fallback ? message.fallback.channel : 'none'}, priority ${message.priority}`,
     };
@@ -149,9 +172,16 @@ export class GuardClient {
   /** State and timeline; for a closed guard, its final status (no worker needed). */
   async status(workflowId: string): Promise<GuardStatus> {
     const handle = this.handle(workflowId);
-    const { status } = await handle.describe();
-    if (status.name === 'RUNNING') return handle.query(statusQuery);
-    return handle.result();
+    const { status, raw } = await handle.describe();
+    if (status.name !== 'RUNNING') return handle.result();
+    // A deferred guard still in its start delay has run no workflow task: no worker can answer a
+    // query, so its status is the one its start input gives (the lifecycle's own initial state).
+    const runsAt = optionalTsToMs(raw.workflowExecutionInfo?.executionTime);
+    if (runsAt !== undefined && runsAt > Date.now()) {
+      const waiting = await statusBeforeFirstRun(handle);
+      if (waiting) return waiting;
+    }
+    return handle.query(statusQuery);
   }
 
   async cancel(workflowId: string, reason?: string): Promise<GuardStatus> {
@@ -241,4 +271,16 @@ function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, field?: st
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   throw ValidationError.fromZod(parsed.error, field);
+}
+
+/** The status a guard that has run no workflow task yet would report: its start input, as of its start. */
+async function statusBeforeFirstRun(handle: WorkflowHandle<typeof rbmGuard>): Promise<GuardStatus | undefined> {
+  const history = await handle.fetchHistory();
+  if (history.events?.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)) return undefined;
+  const started = history.events?.[0];
+  const startedAt = optionalTsToMs(started?.eventTime);
+  const payloads = started?.workflowExecutionStartedEventAttributes?.input?.payloads;
+  if (startedAt === undefined || !payloads) return undefined;
+  const input = await decodeFromPayloadsAtIndex<GuardInput>(handle.client.options.loadedDataConverter, 0, payloads);
+  return statusOf(initialGuard(handle.workflowId, input, new Date(startedAt).toISOString(), input.rules ?? 1));
 }

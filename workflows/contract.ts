@@ -114,6 +114,12 @@ export interface GuardInput {
   message?: TrackedMessage;
   /** For a guard started by an event: how long to wait for the backend's track. */
   orphanAfterMs?: number;
+  /**
+   * Started with a start delay until its deadline (GuardClient's deferStart): it has no deadline timer
+   * (one billable action less); its first workflow task runs at the deadline, or at once when an RBM
+   * event, a cancel or an extend reaches it. Its story still begins when it was started.
+   */
+  deferred?: boolean;
 }
 
 export interface TimelineEntry {

@@ -7,6 +7,7 @@ import {
   metricMeter,
   proxySinks,
   setCurrentDetails,
+  setDefaultSignalHandler,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -26,6 +27,7 @@ import {
   type GuardSinks,
   type RulesVersion,
   type GuardState,
+  type GuardEventType,
   type GuardStatus,
   type TrackedMessage,
 } from './contract.ts';
@@ -46,7 +48,9 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   // The rules are pinned in the input (contract.ts, GUARD_RULES): the same on every replay.
   const rules = rulesOf(input);
   const workflowId = workflowInfo().workflowId;
-  let guard: Guard = initialGuard(workflowId, input, nowIso(), rules);
+  // A deferred guard first runs at its deadline (or its first event): its story starts when it was started.
+  const startedAt = input.deferred ? workflowInfo().startTime.toISOString() : nowIso();
+  let guard: Guard = initialGuard(workflowId, input, startedAt, rules);
   let version = 0; // bumps on every transition, so waits wake when anything changes
 
   const apply = (event: LifecycleEvent) => {
@@ -58,8 +62,20 @@ export async function rbmGuard(input: GuardInput): Promise<GuardStatus> {
   };
 
   setHandler(trackSignal, (message: TrackedMessage) => apply({ type: 'TRACKED', message }));
-  for (const eventType of GUARD_EVENT_TYPES) {
-    setHandler(eventSignals[eventType], ({ eventId, sendTime }) => apply({ type: 'RBM_EVENT', eventType, eventId, sendTime }));
+  if (input.deferred) {
+    // A deferred guard's first workflow task can hold several events at once. Handlers set name by
+    // name would take those buffered signals name by name; the default handler takes them in the
+    // order they arrived. (Only deferred guards: the others replay as they ran.)
+    const eventTypeOf = new Map<string, GuardEventType>(GUARD_EVENT_TYPES.map((t) => [eventSignals[t].name, t]));
+    setDefaultSignalHandler((name, ...args) => {
+      const eventType = eventTypeOf.get(name);
+      const signal = args[0] as { eventId: string; sendTime?: string } | undefined;
+      if (eventType && signal) apply({ type: 'RBM_EVENT', eventType, eventId: signal.eventId, sendTime: signal.sendTime });
+    });
+  } else {
+    for (const eventType of GUARD_EVENT_TYPES) {
+      setHandler(eventSignals[eventType], ({ eventId, sendTime }) => apply({ type: 'RBM_EVENT', eventType, eventId, sendTime }));
+    }
   }
   setHandler(statusQuery, () => statusOf(guard));
   setHandler(

@@ -3,7 +3,7 @@
 // (real google-auth-library token exchange against the simulator), and the client library. Payloads
 // are encrypted with the suite's test key, as in production (encryption: false for a plain stack).
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../config/index.ts';
@@ -14,7 +14,8 @@ import { GuardClient } from '../../client/guard-client.ts';
 import { createGuardWorker, type GuardWorker } from '../../worker/worker.ts';
 import { dataConverter, type EncryptionCodec } from '../../client/codec.ts';
 import { TEST_ENCRYPTION_ENV, testCodec } from './encryption.ts';
-import { eventSignals, guardWorkflowId, isGuardEventType, type GuardStatus } from '../../workflows/contract.ts';
+import { eventSignals, GUARD_RULES, guardWorkflowId, isGuardEventType, WORKFLOW_TYPE, type GuardStatus } from '../../workflows/contract.ts';
+import { guardStartOptions } from '../../client/start-options.ts';
 import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../../dev/sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../../dev/sim/sms-sink.ts';
 
@@ -48,6 +49,8 @@ export interface StackOptions {
   encryption?: boolean;
   /** The SMS provider the worker uses: the sink's generic HTTP endpoint (default) or its Twilio API. */
   fallback?: 'http' | 'twilio';
+  /** Guards start deferred (GuardClient's deferStart); default: RBM_GUARD_TEST_DEFER_START=1 in the environment. */
+  deferStart?: boolean;
 }
 
 let runtimeInstalled = false;
@@ -98,12 +101,30 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default', dataConverter: dataConverter(codec) });
 
+  const deferStart = options.deferStart ?? process.env.RBM_GUARD_TEST_DEFER_START === '1';
   if (options.directEvents !== false) {
     sim.setOnEvent(async (event) => {
       if (!('eventType' in event) || !isGuardEventType(event.eventType) || !event.messageId) return;
+      const workflowId = guardWorkflowId(event.agentId, event.messageId);
+      const signal = { eventId: event.eventId, sendTime: event.sendTime };
+      if (!deferStart) {
+        await client.workflow.getHandle(workflowId).signal(eventSignals[event.eventType], signal);
+        return;
+      }
+      // As the webhook does (service/webhook/app.ts): a signal-with-start wakes a deferred guard at
+      // once; a plain signal would wait out its start delay. A closed guard's event is late: dropped here.
       await client.workflow
-        .getHandle(guardWorkflowId(event.agentId, event.messageId))
-        .signal(eventSignals[event.eventType], { eventId: event.eventId, sendTime: event.sendTime });
+        .signalWithStart(WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue,
+          args: [{ agentId: event.agentId, messageId: event.messageId, rules: GUARD_RULES }],
+          signal: eventSignals[event.eventType],
+          signalArgs: [signal],
+          ...guardStartOptions({ agentId: event.agentId, state: 'AWAITING_TRACK' }),
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        });
     });
   }
 
@@ -111,7 +132,7 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
     sim,
     sink,
     client,
-    guards: new GuardClient(client, taskQueue),
+    guards: new GuardClient(client, taskQueue, { deferStart }),
     taskQueue,
     config,
     worker,

@@ -11,7 +11,8 @@ import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type Guar
 
 let stack: GuardStack;
 let twilio: GuardStack;
-const histories = new HistoryRecorder(new URL('../histories/rules4/', import.meta.url));
+// RBM_GUARD_TEST_DEFER_START=1 runs the same paths with deferred starts (histories in rules4-deferred/).
+const histories = new HistoryRecorder(new URL(process.env.RBM_GUARD_TEST_DEFER_START === '1' ? '../histories/rules4-deferred/' : '../histories/rules4/', import.meta.url));
 
 beforeAll(async () => {
   stack = await startGuardStack();

@@ -99,8 +99,8 @@ it('an encrypted history does not replay without its key: a clear error, not gar
 // test/histories/rules2/, rules3/ and rules4/ hold every path under GUARD_RULES 2, 3 and 4 (encrypted,
 // key test-1), recorded by guard.test.ts and guard-pessimistic.test.ts; the folders above are rules 1.
 
-const rulesDir = (rules: 2 | 3 | 4) => new URL(`../histories/rules${rules}/`, import.meta.url);
-const rulesFiles = (rules: 2 | 3 | 4) => readdirSync(rulesDir(rules)).filter((f) => f.endsWith('.json'));
+const rulesDir = (rules: 2 | 3 | 4 | '4-deferred') => new URL(`../histories/rules${rules}/`, import.meta.url);
+const rulesFiles = (rules: 2 | 3 | 4 | '4-deferred') => readdirSync(rulesDir(rules)).filter((f) => f.endsWith('.json'));
 
 it.each([2, 3, 4] as const)('replays every rules-%s history: the pessimistic paths too (SENDING, ORPHANED, UNRESOLVED, 404 after a lost 200)', async (rules) => {
   const files = rulesFiles(rules);
@@ -114,3 +114,13 @@ it.each([2, 3, 4] as const)('replays every rules-%s history: the pessimistic pat
   expect(replayed).toBe(files.length);
 });
 
+// Rules 4 with deferred starts (GuardClient's deferStart): the same paths, each guard started with a
+// start delay until its deadline, recorded by guard.test.ts and guard-pessimistic.test.ts under
+// RBM_GUARD_TEST_DEFER_START=1.
+it('replays every deferred rules-4 history', async () => {
+  const files = rulesFiles('4-deferred');
+  for (const path of ['delivered', 'revoked', 'read-first', 'cancel', 'extend', 'orphaned', 'twilio-maybe-twice']) expect(files).toContain(`${path}.json`);
+  const { failures, replayed } = await replayAll(files.map((f) => load(rulesDir('4-deferred'), f)), dataConverter(rotatedTestCodec));
+  expect(failures).toEqual([]);
+  expect(replayed).toBe(files.length);
+});
