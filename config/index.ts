@@ -106,6 +106,12 @@ export const envSchema = z.object({
   FALLBACK_HTTP_MESSAGES_PER_SECOND: opt(messagesPerSecond),
 
   /**
+   * `on`: the HTTP API and the CLI start every guard that waits for its deadline with a start delay
+   * until it instead of a timer (GuardClient's deferStart): one billable action less per message.
+   */
+  RBM_GUARD_DEFER_START: withDefault(z.enum(['on', 'off']), 'off'),
+
+  /**
    * Payload encryption (AES-256-GCM) for every Temporal client and worker. `off` is for local
    * debugging only and is refused with NODE_ENV=production.
    */

@@ -61,7 +61,7 @@ export class Session {
       const cause = err instanceof ServiceError && err.cause ? err.cause : err;
       throw this.unreachable(/before the deadline/i.test(errorText(cause)) ? `no answer within ${timeoutMs / 1000}s` : errorText(cause));
     }
-    return new GuardClient(this.client, config.TEMPORAL_TASK_QUEUE, { agents: agentDirectory(config).agents });
+    return new GuardClient(this.client, config.TEMPORAL_TASK_QUEUE, { agents: agentDirectory(config).agents, deferStart: config.RBM_GUARD_DEFER_START === 'on' });
   }
 
   unreachable(reason: string): CliError {

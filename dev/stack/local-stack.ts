@@ -182,7 +182,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     webhookUrl,
     webhookMetricsUrl: `http://127.0.0.1:${webhookMetricsPort}/metrics`,
     client,
-    guards: new GuardClient(client, taskQueue),
+    // RBM_GUARD_DEFER_START (the stack's env, else this process's): the guards it tracks start deferred.
+    guards: new GuardClient(client, taskQueue, { deferStart: loadConfig({ RBM_GUARD_DEFER_START: env.RBM_GUARD_DEFER_START ?? process.env.RBM_GUARD_DEFER_START }).RBM_GUARD_DEFER_START === 'on' }),
     taskQueue,
     env,
     codec,

@@ -23,7 +23,7 @@ export interface ApiServer {
 export async function startApiServer(config: Config, options: { client: Client; logger: Logger }): Promise<ApiServer> {
   const keys = loadApiKeys(config);
   // With RBM_AGENTS_FILE a track for an agent it does not list is refused (400, body.agentId) before any guard starts.
-  const guards = new GuardClient(options.client, config.TEMPORAL_TASK_QUEUE, { agents: agentDirectory(config).agents });
+  const guards = new GuardClient(options.client, config.TEMPORAL_TASK_QUEUE, { agents: agentDirectory(config).agents, deferStart: config.RBM_GUARD_DEFER_START === 'on' });
   const app = await buildApiApp({ client: options.client, guards, keys: keys.keys, config, logger: options.logger });
   const { port, url } = await listenOn(app, { host: config.RBM_GUARD_API_HOST, port: config.RBM_GUARD_API_PORT, variable: 'RBM_GUARD_API_PORT' });
   if (keys.keys.length === 0) options.logger.warn(`HTTP API: ${keys.source}`);
