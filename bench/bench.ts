@@ -47,7 +47,7 @@ type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `
 npm run bench -- [--n 200] [--runs 3] [--concurrency 96] [--engine dev|postgres|both] [--scale 20000,100000]
-                 [--wave 10000] [--scale-deliver 2000] [--scale-runs 1] [--only floor,delivered,revoke,webhook,scale,history,sqlite]
+                 [--wave 10000] [--scale-deliver 2000] [--scale-runs 1] [--only floor,delivered,revoke,webhook,wave,scale,history,sqlite]
                  [--sqlite-pragmas 'journal_mode=WAL;synchronous=NORMAL'] [--guard-worker stack|bench]
                  [--tuning '{"maxCachedWorkflows":1000}'] [--server-dynamic-config k=v,…] [--cpu-profile]
                  [--paced-rate N] [--keep] [--verbose]
