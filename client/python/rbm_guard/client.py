@@ -4,14 +4,17 @@ TypeScript service. Input is validated before anything is sent; an error names t
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Generator, Mapping
 
+import temporalio
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import Priority, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from .codec import EncryptionCodec
@@ -65,9 +68,62 @@ class TrackResult:
 
 
 class GuardClient:
+    """`async with GuardClient.connect(address, keys) as guards:` opens a connection of its own and closes it
+    at the end. `GuardClient(client)` uses a Client someone else made; its owner's to close."""
+
     def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE) -> None:
-        self._client = client
+        self._client: Client | None = client
         self._task_queue = task_queue
+        self._runtime: Runtime | None = None  # the one connect() made: close() stops it
+
+    @classmethod
+    def connect(cls, address: str, keys: str, namespace: str = "default", *, task_queue: str = DEFAULT_TASK_QUEUE, **kwargs: Any) -> "_Connecting":
+        """A GuardClient on a connection and a Temporal runtime of its own: `async with
+        GuardClient.connect(...) as guards:`, or `guards = await GuardClient.connect(...)` and
+        `await guards.close()` when done. `kwargs` go to temporalio's Client.connect; with a `runtime`
+        of the caller's, close() leaves that runtime running."""
+        theirs: Runtime | None = kwargs.pop("runtime", None)
+
+        async def open_() -> GuardClient:
+            runtime = Runtime(telemetry=TelemetryConfig()) if theirs is None else theirs  # Runtime.default()'s settings
+            try:
+                guards = cls(await connect(address, keys, namespace, runtime=runtime, **kwargs), task_queue)
+            except BaseException:
+                if theirs is None:
+                    _stop_runtime(runtime, None)
+                raise
+            if theirs is None:
+                guards._runtime = runtime
+            return guards
+
+        return _Connecting(open_)
+
+    async def close(self) -> None:
+        """Ends this client; one from connect() stops its Temporal runtime, waiting for the runtime's
+        threads. Calls still running then never finish: close after them. A GuardClient(client) leaves
+        the client to its owner.
+
+        Why a process must close: temporalio's native runtime hands each call's result to the event loop
+        from a thread of its own, which is still inside that hand-over (wanting Python's GIL back) when
+        the awaiting code resumes. A process that ends right after its last call can begin finalizing
+        the interpreter before that thread is done; CPython (before 3.14) then ends the thread mid-call
+        and the process dies by SIGSEGV or SIGABRT after its work was done (temporalio/sdk-python#300)."""
+        client, runtime = self._client, self._runtime
+        self._client = self._runtime = None
+        if client is not None and runtime is not None:
+            _stop_runtime(runtime, client)
+
+    async def __aenter__(self) -> "GuardClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def _temporal(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("GuardClient is closed")
+        return self._client
 
     async def track(self, message: Mapping[str, Any] | None = None, **fields: Any) -> TrackResult:
         """Starts the guard of a sent message, or finds the one already guarding it. Fields in the
@@ -79,7 +135,7 @@ class GuardClient:
         guard_input = {"agentId": tracked["agentId"], "messageId": tracked["messageId"], "rules": GUARD_RULES, "message": tracked}
         stale_at = parse_date_time(tracked["staleAt"])
         try:
-            handle = await self._client.start_workflow(
+            handle = await self._temporal.start_workflow(
                 WORKFLOW_TYPE,
                 guard_input,
                 id=workflow_id,
@@ -96,7 +152,7 @@ class GuardClient:
         # The guard exists: tracked before, or started by an early RBM event. Hand it the message (a
         # no-op if it has one; the first one a guard gets is the one it keeps); a closed guard is never
         # reopened. Then the rule every entry point shares (same_message.py): it must hold this message.
-        handle = self._client.get_workflow_handle(workflow_id)
+        handle = self._temporal.get_workflow_handle(workflow_id)
         run_id: str | None = None
         try:
             await handle.signal(SIGNAL_TRACK, tracked)
@@ -104,7 +160,7 @@ class GuardClient:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
-        held = await held_message(self._client, workflow_id)
+        held = await held_message(self._temporal, workflow_id)
         if held is None:
             raise DifferentMessageError(workflow_id, None)
         if differences := message_differences(data, held.message):
@@ -115,14 +171,14 @@ class GuardClient:
 
     async def status(self, workflow_id: str) -> dict[str, Any]:
         """State and timeline; for a closed guard its final status (no worker needed)."""
-        handle = self._client.get_workflow_handle(_checked_id(workflow_id))
+        handle = self._temporal.get_workflow_handle(_checked_id(workflow_id))
         desc = await handle.describe()
         if desc.status == WorkflowExecutionStatus.RUNNING:
             return await handle.query(QUERY_STATUS)
         return await handle.result()
 
     async def cancel(self, workflow_id: str, reason: str | None = None) -> dict[str, Any]:
-        return await self._client.get_workflow_handle(_checked_id(workflow_id)).execute_update(UPDATE_CANCEL, {} if reason is None else {"reason": reason})
+        return await self._temporal.get_workflow_handle(_checked_id(workflow_id)).execute_update(UPDATE_CANCEL, {} if reason is None else {"reason": reason})
 
     async def extend(self, workflow_id: str, stale_at: datetime | str) -> dict[str, Any]:
         at = parse_date_time(stale_at)
@@ -130,7 +186,7 @@ class GuardClient:
             raise ValidationError([("staleAt", f"not an ISO-8601 date-time with a zone: {stale_at}")])
         if at <= datetime.now(timezone.utc):
             raise ValidationError([("staleAt", f"{iso(at)} is in the past")])
-        return await self._client.get_workflow_handle(_checked_id(workflow_id)).execute_update(UPDATE_EXTEND, {"staleAt": iso(at)})
+        return await self._temporal.get_workflow_handle(_checked_id(workflow_id)).execute_update(UPDATE_EXTEND, {"staleAt": iso(at)})
 
     async def list(self, *, state: str | None = None, outcome: str | None = None, agent_id: str | None = None, open: bool | None = None, limit: int = 100) -> list[dict[str, Any]]:
         states = CONTRACT["states"]
@@ -155,7 +211,7 @@ class GuardClient:
         if open:
             clauses.append('ExecutionStatus = "Running"')
         out: list[dict[str, Any]] = []
-        async for wf in self._client.list_workflows(" AND ".join(clauses)):
+        async for wf in self._temporal.list_workflows(" AND ".join(clauses)):
             sa = wf.typed_search_attributes
             stale = sa.get(_SA_STALE_AT)
             out.append({
@@ -170,6 +226,45 @@ class GuardClient:
             if len(out) >= limit:
                 break
         return out
+
+
+def _stop_runtime(runtime: Runtime, client: Client | None) -> None:
+    """Stops `runtime` now. The native runtime ends with its last native handle, the runtime's own or
+    the connection's (which holds it too), and ending waits for its threads with the GIL released: a
+    thread still handing a result over finishes first. Python objects can outlive close() (an
+    exception's traceback holds the frames of the call that raised it), so the handles are let go of
+    here rather than when the last reference goes. temporalio has no public close for a client or a
+    runtime: `_bridge_client`, `_core_runtime` and `_ref` are its attributes as of 1.35, and
+    tests/test_close.py checks that the runtime's threads are gone."""
+    service = client.service_client if client is not None else None
+    core = getattr(runtime, "_core_runtime", None)
+    bridge = getattr(service, "_bridge_client", None)  # None: a lazy client that never connected
+    if not hasattr(core, "_ref") or (service is not None and not hasattr(service, "_bridge_client")) or (bridge is not None and not hasattr(bridge, "_ref")):
+        warnings.warn(f"rbm_guard: temporalio {temporalio.__version__} keeps its native handles elsewhere; its runtime is left running", RuntimeWarning, stacklevel=2)
+        return
+    if bridge is not None:
+        bridge._ref = None
+    core._ref = None
+
+
+class _Connecting:
+    """What GuardClient.connect() returns: `async with` it (closed at the end), or await it."""
+
+    def __init__(self, open_: Callable[[], Awaitable[GuardClient]]) -> None:
+        self._open = open_
+        self._guards: GuardClient | None = None
+
+    def __await__(self) -> Generator[Any, None, GuardClient]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> GuardClient:
+        self._guards = await self._open()
+        return self._guards
+
+    async def __aexit__(self, *exc: object) -> None:
+        guards, self._guards = self._guards, None
+        if guards is not None:
+            await guards.close()
 
 
 def _checked_id(workflow_id: str) -> str:
