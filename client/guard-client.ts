@@ -99,6 +99,9 @@ export interface GuardClientOptions {
 
 const { EventType } = proto.temporal.api.enums.v1;
 
+/** A guard that has run no workflow task holds fewer events than this (started, signals, a scheduled task). */
+const FIRST_PAGE = 32;
+
 /** Below this, a deferred start is not worth it: the guard starts at once, with its timer. */
 const MIN_DEFER_MS = 1_000;
 
@@ -174,11 +177,12 @@ export class GuardClient {
     const handle = this.handle(workflowId);
     const { status, raw } = await handle.describe();
     if (status.name !== 'RUNNING') return handle.result();
-    // A deferred guard still in its start delay has run no workflow task: no worker can answer a
-    // query, so its status is the one its start input gives (the lifecycle's own initial state).
-    const runsAt = optionalTsToMs(raw.workflowExecutionInfo?.executionTime);
-    if (runsAt !== undefined && runsAt > Date.now()) {
-      const waiting = await statusBeforeFirstRun(handle);
+    // A deferred guard that has run no workflow task yet (in its start delay, or past it in a deadline
+    // wave's backlog) has no worker to answer a query: its status is the one its start input gives.
+    const info = raw.workflowExecutionInfo;
+    const deferred = optionalTsToMs(info?.executionTime) !== optionalTsToMs(info?.startTime);
+    if (deferred && Number(info?.historyLength ?? 0) < FIRST_PAGE) {
+      const waiting = await statusBeforeFirstRun(this.client, workflowId);
       if (waiting) return waiting;
     }
     return handle.query(statusQuery);
@@ -274,13 +278,13 @@ function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, field?: st
 }
 
 /** The status a guard that has run no workflow task yet would report: its start input, as of its start. */
-async function statusBeforeFirstRun(handle: WorkflowHandle<typeof rbmGuard>): Promise<GuardStatus | undefined> {
-  const history = await handle.fetchHistory();
-  if (history.events?.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)) return undefined;
-  const started = history.events?.[0];
-  const startedAt = optionalTsToMs(started?.eventTime);
-  const payloads = started?.workflowExecutionStartedEventAttributes?.input?.payloads;
+async function statusBeforeFirstRun(client: Client, workflowId: string): Promise<GuardStatus | undefined> {
+  const { history } = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId }, maximumPageSize: FIRST_PAGE });
+  const events = history?.events ?? [];
+  if (events.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)) return undefined;
+  const startedAt = optionalTsToMs(events[0]?.eventTime);
+  const payloads = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
   if (startedAt === undefined || !payloads) return undefined;
-  const input = await decodeFromPayloadsAtIndex<GuardInput>(handle.client.options.loadedDataConverter, 0, payloads);
-  return statusOf(initialGuard(handle.workflowId, input, new Date(startedAt).toISOString(), input.rules ?? 1));
+  const input = await decodeFromPayloadsAtIndex<GuardInput>(client.options.loadedDataConverter, 0, payloads);
+  return statusOf(initialGuard(workflowId, input, new Date(startedAt).toISOString(), input.rules ?? 1));
 }

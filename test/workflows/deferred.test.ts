@@ -2,7 +2,9 @@
 // timer. Until it runs, status answers from its start input; a cancel or an extend wakes it; its story
 // starts when it was started; a guard that sends the RBM message itself is never deferred. (The whole
 // outcome suite runs deferred too: RBM_GUARD_TEST_DEFER_START=1, in CI.)
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GuardClient } from '../../client/guard-client.ts';
 import { startGuardStack, testMessage, type GuardStack } from '../support/stack.ts';
 
 let stack: GuardStack;
@@ -64,6 +66,18 @@ describe.concurrent('a deferred guard before its deadline', () => {
 });
 
 describe('a deferred guard at its deadline', () => {
+  it('past its deadline with no worker to run it yet (a wave\u2019s backlog): status answers from its start input', async () => {
+    const idle = new GuardClient(stack.client, `no-worker-${randomUUID()}`, { deferStart: true });
+    const m = testMessage('backlog');
+    const { workflowId, staleAt } = await idle.track({ ...m, staleIn: '1100ms', fallbackText: 'code' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const description = await stack.client.workflow.getHandle(workflowId).describe();
+    expect(description.historyLength).toBeGreaterThanOrEqual(2); // its first workflow task is scheduled
+    expect(await idle.status(workflowId)).toMatchObject({ state: 'AWAITING_DELIVERY', outcome: null, staleAt });
+    await stack.client.workflow.getHandle(workflowId).terminate('test done');
+  });
+
+
   it('undelivered: revoked and sent once by SMS at the deadline, its story from the track on', async () => {
     const m = testMessage('deferred-revoked');
     stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
