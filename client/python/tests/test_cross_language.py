@@ -8,16 +8,34 @@ import time
 
 import pytest
 
-from rbm_guard import DifferentMessageError, GuardClient, connect
+from rbm_guard import DifferentMessageError, GuardClient
 
 ENV = os.environ
 needs_stack = pytest.mark.skipif("RBM_GUARD_XLANG_ADDRESS" not in ENV, reason="run by test/client/cross-language.test.ts")
 POLICY = {"graceMs": 1500, "lingerMs": 2500, "revokeAttempts": 2, "maxRevokeRounds": 2, "fallbackAttempts": 4}
 
 
+_opened: list[GuardClient] = []
+
+
 async def guards() -> GuardClient:
-    client = await connect(ENV["RBM_GUARD_XLANG_ADDRESS"], ENV["RBM_GUARD_XLANG_KEYS"])
-    return GuardClient(client, ENV["RBM_GUARD_XLANG_TASK_QUEUE"])
+    g = await GuardClient.connect(ENV["RBM_GUARD_XLANG_ADDRESS"], ENV["RBM_GUARD_XLANG_KEYS"], task_queue=ENV["RBM_GUARD_XLANG_TASK_QUEUE"])
+    _opened.append(g)
+    return g
+
+
+def run_closing(coro) -> None:
+    """Runs a test's body, then closes its clients and their runtimes, so no SDK thread meets the
+    interpreter's exit (temporalio/sdk-python#300; client.py, GuardClient.close)."""
+
+    async def body():
+        try:
+            await coro
+        finally:
+            while _opened:
+                await _opened.pop().close()
+
+    asyncio.run(body())
 
 
 async def until_outcome(g: GuardClient, workflow_id: str, timeout_s: float = 30) -> dict:
@@ -53,7 +71,7 @@ def test_python_tracks_the_typescript_worker_revokes_and_sends():
         assert states[0] == "AWAITING_DELIVERY" and "REVOKING" in states and states[-1] == "FALLBACK_SENT", states
         print("XLANG " + json.dumps({"workflowId": result.workflow_id, "outcome": status["outcome"], "states": states}))
 
-    asyncio.run(run())
+    run_closing(run())
 
 
 @needs_stack
@@ -70,7 +88,7 @@ def test_python_reads_what_typescript_wrote():
         assert workflow_id in [s["workflowId"] for s in listed]
         print("XLANG " + json.dumps({"workflowId": workflow_id, "outcome": status["outcome"]}))
 
-    asyncio.run(run())
+    run_closing(run())
 
 
 @needs_stack
@@ -89,4 +107,4 @@ def test_python_answers_the_same_message_like_every_client():
                 out.append({"accepted": False, "created": None, "runId": None, "differences": err.differences})
         print("XLANG " + json.dumps(out))
 
-    asyncio.run(run())
+    run_closing(run())
