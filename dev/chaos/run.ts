@@ -3,7 +3,7 @@
 // (the issue's fault rates, on the simulator's pessimistic defaults) and the processes die
 // (./processes.ts). Then every message is judged against the simulator's and the sink's ground truth
 // by ./checker.ts, and the FALLBACK_FAILED path is checked end to end (./fallback-failed.ts).
-// `npm run chaos` (./chaos.ts) prints the report (./report.ts); test/chaos.test.ts runs 150 messages.
+// `npm run chaos` (./chaos.ts) prints the report (./report.ts); test/dev/chaos/chaos.test.ts runs 150 messages.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

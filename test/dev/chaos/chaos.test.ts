@@ -3,7 +3,7 @@
 // then every message checked against the simulator's truth, and the FALLBACK_FAILED path end to
 // end (client list, CLI list, metric). `npm run chaos` is the 1,000-message version.
 import { expect, it } from 'vitest';
-import { formatReport, runChaos } from '../dev/chaos/run.ts';
+import { formatReport, runChaos } from '../../../dev/chaos/run.ts';
 
 const SEED = Number(process.env.RBM_GUARD_CHAOS_SEED ?? 150_006);
 
