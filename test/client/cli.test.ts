@@ -125,6 +125,11 @@ describe('bad input: one line on stderr, exit code, nothing reaches Temporal', (
 
   it('a bad environment variable is named → exit 2', async () => {
     expectError(await cli(['status', ID], { TEMPORAL_ADDRESS: 'temporal' }), EXIT.usage, 'error: invalid configuration: TEMPORAL_ADDRESS: expected host:port');
+    expectError(
+      await cli(['track', '--agent', 'a', '--message-id', 'm', '--phone', PHONE, '--stale-in', '10m'], { TEMPORAL_ADDRESS: '127.0.0.1:1', RBM_GUARD_DEFER_START: 'maybe' }),
+      EXIT.usage,
+      'error: invalid configuration: RBM_GUARD_DEFER_START: Invalid option: expected one of "on"|"off"',
+    );
   });
 
   it('no encryption key for a real Temporal → exit 2, naming the variable', async () => {
