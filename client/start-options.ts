@@ -1,8 +1,9 @@
 // How every guard is started, whoever starts it (GuardClient.track, or the webhook's
 // signal-with-start for an event that comes first): the same id-reuse policy and the same search
 // attributes, so the guard looks the same in the UI and a closed guard is never reopened.
+import type { Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy, type SearchAttributePair } from '@temporalio/common';
-import { SA, type GuardState } from '../workflows/contract.ts';
+import { eventSignals, GUARD_RULES, guardWorkflowId, SA, WORKFLOW_TYPE, type GuardEventType, type GuardInput, type GuardState } from '../workflows/contract.ts';
 
 export interface GuardStart {
   agentId: string;
@@ -33,4 +34,27 @@ export function guardStartOptions(start: GuardStart): {
     typedSearchAttributes,
     ...(start.priority !== undefined ? { priority: { priorityKey: start.priority } } : {}),
   };
+}
+
+/**
+ * Hands an RBM event to its message's guard by signal-with-start: an open guard gets the signal (a
+ * deferred one is woken at once, where a plain signal would wait out its start delay), a message not
+ * tracked yet gets a guard that waits `orphanAfterMs` for its track, and a closed guard is never
+ * reopened (WorkflowExecutionAlreadyStartedError: the event is late).
+ */
+export async function signalGuardEvent(
+  client: Client,
+  taskQueue: string,
+  event: { agentId: string; messageId: string; eventType: GuardEventType; signal: { eventId: string; sendTime?: string } },
+  orphanAfterMs?: number,
+): Promise<void> {
+  const input: GuardInput = { agentId: event.agentId, messageId: event.messageId, rules: GUARD_RULES, ...(orphanAfterMs === undefined ? {} : { orphanAfterMs }) };
+  await client.workflow.signalWithStart(WORKFLOW_TYPE, {
+    workflowId: guardWorkflowId(event.agentId, event.messageId),
+    taskQueue,
+    args: [input],
+    signal: eventSignals[event.eventType],
+    signalArgs: [event.signal],
+    ...guardStartOptions({ agentId: event.agentId, state: 'AWAITING_TRACK' }),
+  });
 }

@@ -12,9 +12,9 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import { ConfigError, type Config } from '../../config/index.ts';
 import { agentDirectory } from '../../config/agents.ts';
 import { createLogger, REDACT_PATHS, type Logger } from '../../config/logger.ts';
-import { eventSignals, GUARD_RULES, guardWorkflowId, normalizeAgentId, WORKFLOW_TYPE, type GuardInput } from '../../workflows/contract.ts';
+import { guardWorkflowId, normalizeAgentId } from '../../workflows/contract.ts';
 import { causeOf, grpcCode, grpcCodeName, TRANSIENT_GRPC_CODES } from '../../client/temporal-errors.ts';
-import { guardStartOptions } from '../../client/start-options.ts';
+import { signalGuardEvent } from '../../client/start-options.ts';
 import { classifyEvent, eventAgentId, routeRequest, webhookTypeOf, type Classified } from './classify.ts';
 import { handleLateEvent } from '../../client/late-records.ts';
 import { fastifyClientError, HttpError } from '../http-error.ts';
@@ -229,26 +229,10 @@ export function buildWebhookApp(options: WebhookAppOptions): FastifyInstance {
     const log = reply.log;
     // Nothing here can postpone a guard's windows: an existing guard only gets the signal (its input
     // and orphan window were fixed at its start), and a duplicate is the same eventId, dropped by the guard.
-    const input: GuardInput = {
-      agentId: event.agentId,
-      messageId: event.messageId,
-      rules: GUARD_RULES,
-      orphanAfterMs: config.WEBHOOK_ORPHAN_AFTER_MS,
-    };
     const deadline = () => Date.now() + signalTimeoutMs;
     const started = performance.now();
     try {
-      await client.withDeadline(deadline(), () =>
-        client.workflow.signalWithStart(WORKFLOW_TYPE, {
-          workflowId,
-          taskQueue: config.TEMPORAL_TASK_QUEUE,
-          args: [input],
-          signal: eventSignals[event.eventType],
-          signalArgs: [event.signal],
-          // REJECT_DUPLICATE: a closed guard is never reopened; the event is late (below).
-          ...guardStartOptions({ agentId: event.agentId, state: 'AWAITING_TRACK' }),
-        }),
-      );
+      await client.withDeadline(deadline(), () => signalGuardEvent(client, config.TEMPORAL_TASK_QUEUE, event, config.WEBHOOK_ORPHAN_AFTER_MS));
     } catch (err) {
       if (!causeOf(err, WorkflowExecutionAlreadyStartedError)) return failed(err, reply, ids, 'signal');
       try {

@@ -14,8 +14,8 @@ import { GuardClient } from '../../client/guard-client.ts';
 import { createGuardWorker, type GuardWorker } from '../../worker/worker.ts';
 import { dataConverter, type EncryptionCodec } from '../../client/codec.ts';
 import { TEST_ENCRYPTION_ENV, testCodec } from './encryption.ts';
-import { eventSignals, GUARD_RULES, guardWorkflowId, isGuardEventType, WORKFLOW_TYPE, type GuardStatus } from '../../workflows/contract.ts';
-import { guardStartOptions } from '../../client/start-options.ts';
+import { eventSignals, guardWorkflowId, isGuardEventType, type GuardStatus } from '../../workflows/contract.ts';
+import { signalGuardEvent } from '../../client/start-options.ts';
 import { startRbmSimulator, type RbmSimulator, type RbmSimulatorOptions } from '../../dev/sim/rbm-simulator.ts';
 import { startSmsSink, type SmsSink } from '../../dev/sim/sms-sink.ts';
 
@@ -111,20 +111,11 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
         await client.workflow.getHandle(workflowId).signal(eventSignals[event.eventType], signal);
         return;
       }
-      // As the webhook does (service/webhook/app.ts): a signal-with-start wakes a deferred guard at
-      // once; a plain signal would wait out its start delay. A closed guard's event is late: dropped here.
-      await client.workflow
-        .signalWithStart(WORKFLOW_TYPE, {
-          workflowId,
-          taskQueue,
-          args: [{ agentId: event.agentId, messageId: event.messageId, rules: GUARD_RULES }],
-          signal: eventSignals[event.eventType],
-          signalArgs: [signal],
-          ...guardStartOptions({ agentId: event.agentId, state: 'AWAITING_TRACK' }),
-        })
-        .catch((err: unknown) => {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        });
+      // As the webhook does (start-options.ts, signalGuardEvent): it wakes a deferred guard at once,
+      // where a plain signal would wait out its start delay. A closed guard's event is late: dropped here.
+      await signalGuardEvent(client, taskQueue, { agentId: event.agentId, messageId: event.messageId, eventType: event.eventType, signal }).catch((err: unknown) => {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      });
     });
   }
 
