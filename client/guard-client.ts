@@ -3,10 +3,6 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
 // The SDK's own raw → info mapping, for listPage's one-page call (the iterator hides the page token).
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
-import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow/index.js';
-import { optionalTsToMs } from '@temporalio/common/lib/time.js';
-// A CommonJS package whose exports Node's ESM loader cannot list: default import, then destructure.
-import proto from '@temporalio/proto';
 import { z } from 'zod';
 import {
   AGENT_ID,
@@ -33,7 +29,7 @@ import {
   type Outcome,
 } from '../workflows/contract.ts';
 import type { rbmGuard } from '../workflows/guard.ts';
-import { initialGuard, statusOf } from '../workflows/lifecycle.ts';
+import { mayNotHaveRun, startDelayMs, statusBeforeFirstRun } from './deferred-start.ts';
 import { guardStartOptions } from './start-options.ts';
 import { DifferentMessageError, heldMessage, messageDifferences } from './same-message.ts';
 import { parseTrackInput, ValidationError, type TrackInput } from './track-input.ts';
@@ -92,18 +88,11 @@ export interface GuardClientOptions {
    * Start each guard with a start delay until its deadline instead of a deadline timer (one billable
    * action less on every path; GuardInput.deferred). Its first workflow task then runs at the deadline,
    * or at once when an RBM event (the webhook's signal-with-start), a cancel or an extend reaches it;
-   * `status` answers from its start input until then. Default off.
+   * `status` answers from its start input until then (deferred-start.ts). Default on; off starts every
+   * guard at once, with a deadline timer.
    */
   deferStart?: boolean;
 }
-
-const { EventType } = proto.temporal.api.enums.v1;
-
-/** A guard that has run no workflow task holds fewer events than this (started, signals, a scheduled task). */
-const FIRST_PAGE = 32;
-
-/** Below this, a deferred start is not worth it: the guard starts at once, with its timer. */
-const MIN_DEFER_MS = 1_000;
 
 /** Why a guard for this agent cannot start (no RBM credentials for it), or undefined; `agents` unset: every agent. */
 export function noCredentialsFor(agents: ReadonlySet<string> | undefined, agentId: string): string | undefined {
@@ -120,7 +109,7 @@ export class GuardClient {
     this.client = client;
     this.taskQueue = taskQueue;
     this.agents = options.agents ? new Set([...options.agents].map(normalizeAgentId)) : undefined;
-    this.deferStart = options.deferStart ?? false;
+    this.deferStart = options.deferStart ?? true;
   }
 
   /**
@@ -133,9 +122,8 @@ export class GuardClient {
     const refusal = noCredentialsFor(this.agents, message.agentId);
     if (refusal) throw new ValidationError([{ field: 'agentId', message: refusal }]);
     const workflowId = guardWorkflowId(message.agentId, message.messageId);
-    // A guard that sends the RBM message itself must run now: only a guard that waits is deferred.
-    const delayMs = this.deferStart && !message.send ? Date.parse(message.staleAt) - Date.now() : 0;
-    const deferred = delayMs >= MIN_DEFER_MS;
+    const delayMs = this.deferStart ? startDelayMs(message, Date.now()) : 0;
+    const deferred = delayMs > 0;
     const guardInput: NewGuardInput = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message, ...(deferred ? { deferred } : {}) };
     const options = {
       workflowId,
@@ -179,9 +167,7 @@ export class GuardClient {
     if (status.name !== 'RUNNING') return handle.result();
     // A deferred guard that has run no workflow task yet (in its start delay, or past it in a deadline
     // wave's backlog) has no worker to answer a query: its status is the one its start input gives.
-    const info = raw.workflowExecutionInfo;
-    const deferred = optionalTsToMs(info?.executionTime) !== optionalTsToMs(info?.startTime);
-    if (deferred && Number(info?.historyLength ?? 0) < FIRST_PAGE) {
+    if (mayNotHaveRun(raw.workflowExecutionInfo)) {
       const waiting = await statusBeforeFirstRun(this.client, workflowId);
       if (waiting) return waiting;
     }
@@ -275,16 +261,4 @@ function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, field?: st
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   throw ValidationError.fromZod(parsed.error, field);
-}
-
-/** The status a guard that has run no workflow task yet would report: its start input, as of its start. */
-async function statusBeforeFirstRun(client: Client, workflowId: string): Promise<GuardStatus | undefined> {
-  const { history } = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId }, maximumPageSize: FIRST_PAGE });
-  const events = history?.events ?? [];
-  if (events.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)) return undefined;
-  const startedAt = optionalTsToMs(events[0]?.eventTime);
-  const payloads = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
-  if (startedAt === undefined || !payloads) return undefined;
-  const input = await decodeFromPayloadsAtIndex<GuardInput>(client.options.loadedDataConverter, 0, payloads);
-  return statusOf(initialGuard(workflowId, input, new Date(startedAt).toISOString(), input.rules ?? 1));
 }

@@ -109,7 +109,7 @@ export const envSchema = z.object({
    * `on`: the HTTP API and the CLI start every guard that waits for its deadline with a start delay
    * until it instead of a timer (GuardClient's deferStart): one billable action less per message.
    */
-  RBM_GUARD_DEFER_START: withDefault(z.enum(['on', 'off']), 'off'),
+  RBM_GUARD_DEFER_START: withDefault(z.enum(['on', 'off']), 'on'),
 
   /**
    * Payload encryption (AES-256-GCM) for every Temporal client and worker. `off` is for local

@@ -46,6 +46,7 @@ import {
 } from '../client/contract-schemas.ts';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../client/codec.ts';
 import { KEY_ID_PATTERN } from '../config/index.ts';
+import { FIRST_PAGE, MIN_DEFER_MS, STATUS_PLACEHOLDERS, statusBeforeFirstRunTemplate } from '../client/deferred-start.ts';
 import { toolArgs } from '../config/args.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -107,6 +108,17 @@ export function buildContract(): Record<string, unknown> {
     states: { pending: PENDING_STATES, outcomes: OUTCOMES, all: ALL_STATES, smsOutcomes: SMS_OUTCOMES },
     signals: { track: { name: trackSignal.name, arg: 'TrackedMessage' }, events: GUARD_EVENT_TYPES.map((t) => ({ name: eventSignals[t].name, arg: 'RbmEventSignal' })) },
     queries: { status: { name: statusQuery.name, returns: 'GuardStatus' } },
+    /** client/deferred-start.ts: a guard that waits for its deadline, started with a start delay instead of a timer. */
+    deferredStart: {
+      rule: `a guard started with its message and no sendText may start with a start delay until staleAt (staleAt − now, when that is at least minDelayMs) and GuardInput.deferred = true; it then runs no workflow task before its deadline unless a signal-with-start or an update wakes it`,
+      minDelayMs: MIN_DEFER_MS,
+      statusBeforeFirstRun: {
+        rule: `a running guard whose executionTime differs from its startTime and whose historyLength is below firstPage may have run no workflow task (no worker answers a query): read its first firstPage events; with no WorkflowTaskCompleted among them, its status is the template filled from its start, else query it`,
+        firstPage: FIRST_PAGE,
+        placeholders: STATUS_PLACEHOLDERS,
+        template: statusBeforeFirstRunTemplate(),
+      },
+    },
     updates: {
       cancel: { name: cancelUpdate.name, arg: 'CancelRequest', returns: 'GuardStatus' },
       extend: { name: extendUpdate.name, arg: 'ExtendRequest', returns: 'GuardStatus' },

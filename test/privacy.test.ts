@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GuardClient } from '../client/guard-client.ts';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../client/codec.ts';
 import { SA, SEARCH_ATTRIBUTE_KEYS, WORKFLOW_TYPE, type GuardStatus, type Outcome } from '../workflows/contract.ts';
 import { startLocalStack } from '../dev/stack/local-stack.ts';
@@ -114,7 +115,9 @@ describe('what Temporal stores for a guard (suite server, raw reads without the 
 
   it('a signal sent from a client is encrypted, and so are the memo and the current details the UI queries', async () => {
     const m = testMessage('details');
-    const { workflowId } = await stack.guards.track({ ...m, staleIn: '1h', fallbackText: `Never shown ${randomUUID()}` });
+    // Started at once: a deferred guard (the default) runs nothing before its deadline, so answers no query.
+    const undeferred = new GuardClient(stack.client, stack.taskQueue, { deferStart: false });
+    const { workflowId } = await undeferred.track({ ...m, staleIn: '1h', fallbackText: `Never shown ${randomUUID()}` });
     await stack.client.workflow.getHandle(workflowId).signal('DELIVERED', { eventId: `e-${randomUUID()}` }).catch(() => undefined);
 
     // Current details (setCurrentDetails) reach the UI through this query: encoded by the worker's codec.

@@ -27,6 +27,8 @@ type GuardInput struct {
 	MessageID string          `json:"messageId"`
 	Rules     int             `json:"rules"`
 	Message   *TrackedMessage `json:"message,omitempty"`
+	// Deferred: started with a start delay until its deadline, no deadline timer (deferred_start.go).
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // TimelineEntry is one row of a guard's story.
@@ -72,17 +74,18 @@ type GuardSummary struct {
 // GuardClient tracks and reads guards. The client must carry DataConverter(codec); Track reads a
 // guard's history with it too (Dial's client says which it carries; otherwise WithDataConverter).
 type GuardClient struct {
-	c         client.Client
-	taskQueue string
-	dc        converter.DataConverter
+	c          client.Client
+	taskQueue  string
+	dc         converter.DataConverter
+	deferStart bool
 }
 
-// NewGuardClient: taskQueue "" means the contract's default.
+// NewGuardClient: taskQueue "" means the contract's default. It starts guards deferred (WithDeferStart).
 func NewGuardClient(c client.Client, taskQueue string) *GuardClient {
 	if taskQueue == "" {
 		taskQueue = C.DefaultTaskQueue
 	}
-	g := &GuardClient{c: c, taskQueue: taskQueue, dc: converter.GetDefaultDataConverter()}
+	g := &GuardClient{c: c, taskQueue: taskQueue, dc: converter.GetDefaultDataConverter(), deferStart: true}
 	if d, ok := c.(carriesConverter); ok {
 		g.dc = d.DataConverter()
 	}
@@ -103,6 +106,16 @@ func Dial(address, namespace, keys string) (client.Client, error) {
 	return dialedClient{Client: c, dc: dc}, nil
 }
 
+// WithDeferStart: on (the default), Track starts a guard that only waits for its deadline with a start
+// delay until it instead of a deadline timer (one billable action less on every path; GuardInput.deferred).
+// Its first workflow task then runs at the deadline, or at once when an RBM event, a cancel or an extend
+// reaches it; Status answers from its start input until then. Off starts every guard at once.
+func (g *GuardClient) WithDeferStart(on bool) *GuardClient {
+	cp := *g
+	cp.deferStart = on
+	return &cp
+}
+
 // Track starts the guard of a sent message, or finds the one already guarding it. A
 // *DifferentMessageError (errors.Is ErrDifferentMessage) when that guard holds another message under this id.
 func (g *GuardClient) Track(ctx context.Context, r TrackRequest) (TrackResult, error) {
@@ -116,6 +129,10 @@ func (g *GuardClient) Track(ctx context.Context, r TrackRequest) (TrackResult, e
 	if m.Fallback != nil {
 		fallback = m.Fallback.Channel
 	}
+	var delay time.Duration
+	if g.deferStart {
+		delay = startDelay(m, time.Now())
+	}
 	run, err := g.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                g.taskQueue,
@@ -124,7 +141,8 @@ func (g *GuardClient) Track(ctx context.Context, r TrackRequest) (TrackResult, e
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(saAgent.ValueSet(m.AgentID), saStaleAt.ValueSet(staleAt)),
 		Priority:                                 temporal.Priority{PriorityKey: m.Priority}, // in a deadline wave, an OTP's tasks before a promotion's
 		StaticSummary:                            fmt.Sprintf("RBM %s from %s, stale at %s, fallback: %s, priority %d", strings.ToLower(m.TrafficType), m.AgentID, m.StaleAt, fallback, m.Priority),
-	}, C.WorkflowType, GuardInput{AgentID: m.AgentID, MessageID: m.MessageID, Rules: C.GuardRules, Message: &m})
+		StartDelay:                               delay,
+	}, C.WorkflowType, GuardInput{AgentID: m.AgentID, MessageID: m.MessageID, Rules: C.GuardRules, Message: &m, Deferred: delay > 0})
 	if err == nil {
 		return TrackResult{WorkflowID: id, RunID: run.GetRunID(), Created: true}, nil
 	}
@@ -166,7 +184,14 @@ func (g *GuardClient) Status(ctx context.Context, id string) (GuardStatus, error
 	if err != nil {
 		return s, err
 	}
-	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if info := desc.GetWorkflowExecutionInfo(); info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		// A deferred guard that has run no workflow task yet has no worker to answer a query: its
+		// status is the one its start input gives.
+		if mayNotHaveRun(info) {
+			if s, ok, err := g.statusBeforeFirstRun(ctx, id); err != nil || ok {
+				return s, err
+			}
+		}
 		v, err := g.c.QueryWorkflow(ctx, id, "", C.Queries.Status.Name)
 		if err != nil {
 			return s, err

@@ -80,6 +80,15 @@ type Contract struct {
 			Name string `json:"name"`
 		} `json:"status"`
 	} `json:"queries"`
+	// DeferredStart is client/deferred-start.ts's rules (deferred_start.go applies them).
+	DeferredStart struct {
+		MinDelayMs           int64 `json:"minDelayMs"`
+		StatusBeforeFirstRun struct {
+			FirstPage    int               `json:"firstPage"`
+			Placeholders map[string]string `json:"placeholders"`
+			Template     any               `json:"template"`
+		} `json:"statusBeforeFirstRun"`
+	} `json:"deferredStart"`
 	Updates struct {
 		Cancel struct {
 			Name string `json:"name"`
@@ -125,6 +134,10 @@ func mustLoad() Contract {
 	dateTimeRe = regexp.MustCompile("(?i)" + c.DateTime.Pattern)
 	guardIDRe = regexp.MustCompile("(?s)" + c.WorkflowID.Pattern)
 	keyIDRe = regexp.MustCompile(c.PayloadEncryption.KeyIDPattern)
+	// Without them every guard would look deferred-worthy (a zero minimum) and none readable before it runs.
+	if d := c.DeferredStart; d.MinDelayMs <= 0 || d.StatusBeforeFirstRun.FirstPage <= 0 || d.StatusBeforeFirstRun.Template == nil {
+		panic("rbmguard: guard-contract.json: deferredStart is missing")
+	}
 	// The policy knobs' bounds, from the wire schema.
 	var policy struct {
 		Properties map[string]struct {

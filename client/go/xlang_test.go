@@ -12,6 +12,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 )
 
 func xlang(t *testing.T, need string) *GuardClient {
@@ -117,4 +119,71 @@ func TestCrossLanguageSameMessage(t *testing.T) {
 	}
 	b, _ := json.Marshal(out)
 	fmt.Println("XLANG " + string(b))
+}
+
+// Tracks a message that waits a minute: Go starts its guard deferred (a start delay, deferred in the
+// input), and Status answers at once from the start input, with no worker having run the guard.
+func TestCrossLanguageGoTracksDeferred(t *testing.T) {
+	g := xlang(t, "RBM_GUARD_XLANG_DEFER_MESSAGE_ID")
+	ctx := context.Background()
+	res, err := g.Track(ctx, TrackRequest{
+		AgentID: os.Getenv("RBM_GUARD_XLANG_AGENT_ID"), MessageID: os.Getenv("RBM_GUARD_XLANG_DEFER_MESSAGE_ID"), Phone: os.Getenv("RBM_GUARD_XLANG_PHONE"),
+		StaleIn: "60s", FallbackText: os.Getenv("RBM_GUARD_XLANG_TEXT"), TrafficType: "AUTHENTICATION",
+		Policy: &PolicyOverrides{GraceMs: ptr[int64](1500), LingerMs: ptr[int64](2500), RevokeAttempts: ptr[int64](2), MaxRevokeRounds: ptr[int64](2), FallbackAttempts: ptr[int64](4)},
+	})
+	if err != nil || !res.Created {
+		t.Fatalf("track: %+v %v", res, err)
+	}
+	desc, err := g.c.DescribeWorkflowExecution(ctx, res.WorkflowID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := desc.GetWorkflowExecutionInfo(); info.GetExecutionTime().AsTime().Sub(info.GetStartTime().AsTime()) < 50*time.Second {
+		t.Fatalf("no start delay: %+v", info)
+	}
+	it := g.c.GetWorkflowHistory(ctx, res.WorkflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	started, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in GuardInput
+	if err := g.dc.FromPayloads(started.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err != nil || !in.Deferred {
+		t.Fatalf("input %+v %v", in, err)
+	}
+	s, err := g.Status(ctx, res.WorkflowID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.WorkflowID != res.WorkflowID || s.State != "AWAITING_DELIVERY" || s.Outcome != nil || len(s.Timeline) != 1 || s.Timeline[0].Event != "TRACKED" {
+		t.Fatalf("status %+v", s)
+	}
+	out, _ := json.Marshal(map[string]any{"workflowId": res.WorkflowID, "status": s})
+	fmt.Println("XLANG " + string(out))
+}
+
+// Prints the status of RBM_GUARD_XLANG_STATUS_ID as Status returns it (the caller compares).
+func TestCrossLanguageGoStatus(t *testing.T) {
+	g := xlang(t, "RBM_GUARD_XLANG_STATUS_ID")
+	id := os.Getenv("RBM_GUARD_XLANG_STATUS_ID")
+	s, err := g.Status(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(map[string]any{"workflowId": id, "status": s})
+	fmt.Println("XLANG " + string(out))
+}
+
+// Cancels RBM_GUARD_XLANG_CANCEL_ID (a deferred guard in its start delay: the update wakes it).
+func TestCrossLanguageGoCancels(t *testing.T) {
+	g := xlang(t, "RBM_GUARD_XLANG_CANCEL_ID")
+	id := os.Getenv("RBM_GUARD_XLANG_CANCEL_ID")
+	s, err := g.Cancel(context.Background(), id, "login completed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Outcome == nil || *s.Outcome != "CANCELLED" {
+		t.Fatalf("cancel: %+v", s)
+	}
+	out, _ := json.Marshal(map[string]any{"workflowId": id, "outcome": *s.Outcome})
+	fmt.Println("XLANG " + string(out))
 }

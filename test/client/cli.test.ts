@@ -395,7 +395,8 @@ describe('against a Temporal server with a worker', () => {
   it('no worker on the task queue: status says so within its timeout → exit 1', async () => {
     const queue = `nobody-${randomUUID()}`;
     const workflowId = guardWorkflowId(agent, 'orphan-queue');
-    const workerless = { ...env, TEMPORAL_TASK_QUEUE: queue };
+    // Started at once (a deferred guard's status needs no worker: the next test).
+    const workerless = { ...env, TEMPORAL_TASK_QUEUE: queue, RBM_GUARD_DEFER_START: 'off' };
     expect((await cli(['track', '--message-id', 'orphan-queue', '--phone', PHONE, '--stale-in', '1h'], workerless)).code).toBe(EXIT.ok);
     try {
       const r = await cli(['status', workflowId], workerless, { queryTimeoutMs: 1500 });
@@ -404,6 +405,20 @@ describe('against a Temporal server with a worker', () => {
         EXIT.failed,
         `error: ${workflowId} is running (no RbmState written: awaiting delivery, or between two steps) but no worker answered its status query within 1.5s — is a worker polling task queue ${queue}?`,
       );
+    } finally {
+      await stack.client.workflow.getHandle(workflowId).terminate('test cleanup');
+    }
+  });
+
+  it('no worker on the task queue, a deferred guard (the default): status answers from its start input → exit 0', async () => {
+    const queue = `nobody-${randomUUID()}`;
+    const workflowId = guardWorkflowId(agent, 'deferred-orphan-queue');
+    const workerless = { ...env, TEMPORAL_TASK_QUEUE: queue };
+    expect((await cli(['track', '--message-id', 'deferred-orphan-queue', '--phone', PHONE, '--stale-in', '1h'], workerless)).code).toBe(EXIT.ok);
+    try {
+      const r = await cli(['status', workflowId, '--json'], workerless, { queryTimeoutMs: 1500 });
+      expect(r.code, r.stderr).toBe(EXIT.ok);
+      expect(JSON.parse(r.stdout)).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED' }] });
     } finally {
       await stack.client.workflow.getHandle(workflowId).terminate('test cleanup');
     }

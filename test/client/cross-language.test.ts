@@ -83,6 +83,55 @@ describe('Python client against the TypeScript worker', () => {
     expect(run.code, run.out).toBe(0);
     expect(reported(run.out)).toMatchObject({ workflowId, outcome: 'DELIVERED' });
   }, 60_000);
+
+  // Deferred starts (client/deferred-start.ts): a guard in its start delay has run nothing, so no worker
+  // answers a query; each client's status() answers from the start input, by the contract's template.
+  it('Python tracks deferred; its status answers at once and TypeScript agrees; Python cancels it: no SMS', async () => {
+    const m = testMessage('py-defers');
+    const text = `python code ${m.messageId.slice(-6)}`;
+    stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
+    const workflowId = guardWorkflowId(m.agentId, m.messageId);
+    try {
+      const run = await pytest('test_python_tracks_a_deferred_guard_and_reads_its_status_at_once', {
+        RBM_GUARD_XLANG_AGENT_ID: m.agentId,
+        RBM_GUARD_XLANG_DEFER_MESSAGE_ID: m.messageId,
+        RBM_GUARD_XLANG_PHONE: m.phone,
+        RBM_GUARD_XLANG_STALE_IN: '60s',
+        RBM_GUARD_XLANG_TEXT: text,
+      });
+      expect(run.code, run.out).toBe(0);
+      expect(run.out).toMatch(/1 passed/);
+      const printed = reported(run.out);
+      expect(printed).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED', state: 'AWAITING_DELIVERY' }] });
+      // TypeScript reads the same status from the start input the Python codec encrypted.
+      expect(await stack.guards.status(workflowId)).toEqual(printed);
+      const cancel = await pytest('test_python_cancels_a_guard', { RBM_GUARD_XLANG_CANCEL_ID: workflowId });
+      expect(cancel.code, cancel.out).toBe(0);
+      expect(reported(cancel.out)).toMatchObject({ workflowId, outcome: 'CANCELLED' });
+      expect((await stack.result(workflowId)).outcome).toBe('CANCELLED');
+      expect(stack.sink.sentTo(m.phone)).toEqual([]);
+    } finally {
+      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
+    }
+  }, 60_000);
+
+  it('TypeScript tracks deferred; Python reads exactly the status TypeScript gives', async () => {
+    const { GuardClient } = await import('../../client/guard-client.ts');
+    const deferring = new GuardClient(stack.client, stack.taskQueue, { deferStart: true });
+    const m = testMessage('ts-defers');
+    const { workflowId } = await deferring.track({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, staleIn: '60s', fallbackText: 'ts code', policy: m.policy });
+    try {
+      const described = await stack.client.workflow.getHandle(workflowId).describe();
+      expect(described.executionTime?.getTime()).toBeGreaterThan(described.startTime.getTime()); // started with a start delay
+      const ts = await deferring.status(workflowId);
+      expect(ts).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null });
+      const run = await pytest('test_python_prints_a_guard_status', { RBM_GUARD_XLANG_STATUS_ID: workflowId });
+      expect(run.code, run.out).toBe(0);
+      expect(reported(run.out)).toEqual(ts);
+    } finally {
+      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
+    }
+  }, 60_000);
 });
 
 describe('Go client against the TypeScript worker', () => {
@@ -108,6 +157,52 @@ describe('Go client against the TypeScript worker', () => {
     expect(run.code, run.out).toBe(0);
     expect(run.out).toMatch(/--- PASS: TestCrossLanguageGoReads/);
     expect(reported(run.out)).toMatchObject({ workflowId, outcome: 'DELIVERED' });
+  }, 120_000);
+
+  /** The status a Go test printed (`XLANG {"workflowId", "status"}`). */
+  const goStatus = (out: string) => (JSON.parse(/^XLANG (.*)$/m.exec(out)?.[1] ?? 'null') as { status: unknown } | null)?.status;
+
+  it('Go tracks deferred; Go and TypeScript read the same status before any worker ran it; Go cancels it', async () => {
+    const m = testMessage('go-defers');
+    const workflowId = guardWorkflowId(m.agentId, m.messageId);
+    stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
+    try {
+      const env = { RBM_GUARD_XLANG_AGENT_ID: m.agentId, RBM_GUARD_XLANG_DEFER_MESSAGE_ID: m.messageId, RBM_GUARD_XLANG_PHONE: m.phone, RBM_GUARD_XLANG_TEXT: 'go deferred code' };
+      const run = await clientTest('go', 'TestCrossLanguageGoTracksDeferred', env);
+      expect(run.code, run.out).toBe(0);
+      expect(run.out).toMatch(/--- PASS: TestCrossLanguageGoTracksDeferred/);
+      const printed = goStatus(run.out);
+      expect(printed).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED', state: 'AWAITING_DELIVERY' }] });
+      // Still in its start delay (no workflow task ran): TypeScript too answers from the start input Go encrypted.
+      expect((await stack.client.workflow.getHandle(workflowId).describe()).historyLength).toBe(1);
+      expect(await stack.guards.status(workflowId)).toEqual(printed);
+      const cancel = await clientTest('go', 'TestCrossLanguageGoCancels', { RBM_GUARD_XLANG_CANCEL_ID: workflowId });
+      expect(cancel.code, cancel.out).toBe(0);
+      expect(reported(cancel.out)).toMatchObject({ workflowId, outcome: 'CANCELLED' });
+      expect((await stack.result(workflowId)).outcome).toBe('CANCELLED');
+      expect(stack.sink.sentTo(m.phone)).toEqual([]);
+    } finally {
+      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
+    }
+  }, 120_000);
+
+  it('TypeScript tracks deferred; Go reads exactly the status TypeScript gives', async () => {
+    const { GuardClient } = await import('../../client/guard-client.ts');
+    const deferring = new GuardClient(stack.client, stack.taskQueue, { deferStart: true });
+    const m = testMessage('ts-defers-go');
+    const { workflowId } = await deferring.track({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, staleIn: '60s', fallbackText: 'ts code', policy: m.policy });
+    try {
+      const described = await stack.client.workflow.getHandle(workflowId).describe();
+      expect(described.executionTime?.getTime()).toBeGreaterThan(described.startTime.getTime()); // started with a start delay
+      const ts = await deferring.status(workflowId);
+      expect(ts).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null });
+      const run = await clientTest('go', 'TestCrossLanguageGoStatus', { RBM_GUARD_XLANG_STATUS_ID: workflowId });
+      expect(run.code, run.out).toBe(0);
+      expect(run.out).toMatch(/--- PASS: TestCrossLanguageGoStatus/);
+      expect(goStatus(run.out)).toEqual(ts);
+    } finally {
+      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
+    }
   }, 120_000);
 });
 

@@ -49,7 +49,7 @@ export interface StackOptions {
   encryption?: boolean;
   /** The SMS provider the worker uses: the sink's generic HTTP endpoint (default) or its Twilio API. */
   fallback?: 'http' | 'twilio';
-  /** Guards start deferred (GuardClient's deferStart); default: RBM_GUARD_TEST_DEFER_START=1 in the environment. */
+  /** Guards start deferred (GuardClient's deferStart, on by default); RBM_GUARD_TEST_DEFER_START=0 in the environment: at once, with a timer. */
   deferStart?: boolean;
 }
 
@@ -101,7 +101,7 @@ export async function startGuardStack(options: StackOptions = {}): Promise<Guard
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace: 'default', dataConverter: dataConverter(codec) });
 
-  const deferStart = options.deferStart ?? process.env.RBM_GUARD_TEST_DEFER_START === '1';
+  const deferStart = options.deferStart ?? process.env.RBM_GUARD_TEST_DEFER_START !== '0';
   if (options.directEvents !== false) {
     sim.setOnEvent(async (event) => {
       if (!('eventType' in event) || !isGuardEventType(event.eventType) || !event.messageId) return;

@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { buildContract, CONTRACT_FILES, contractText } from '../../scripts/generate-contract.ts';
 import { GUARD_RULES, guardWorkflowId, MESSAGE_TRAFFIC_TYPES, normalizeAgentId, OUTCOMES, parseGuardWorkflowId, PRIORITY } from '../../workflows/contract.ts';
 import { defaultPolicy, parseDuration, parseTrackInput } from '../../client/track-input.ts';
+import { fillTemplate, MIN_DEFER_MS, startDelayMs } from '../../client/deferred-start.ts';
+import { initialGuard, statusOf } from '../../workflows/lifecycle.ts';
 
 describe('generated contract', () => {
   it.each(CONTRACT_FILES)('%s is current (else run `npm run contract`)', (file) => {
@@ -52,5 +54,25 @@ describe('generated contract', () => {
       const m = parseTrackInput({ agentId: 'acme', messageId: 'm-1', phone: '+14155550100', staleIn: '10m', trafficType });
       expect(m.priority).toBe(c.trafficPriority[trafficType]);
     }
+  });
+});
+
+describe('deferred starts in the contract (client/deferred-start.ts)', () => {
+  it('the status template, filled from a start, is what statusBeforeFirstRun answers for it', () => {
+    const c = buildContract() as { deferredStart: { minDelayMs: number; statusBeforeFirstRun: { template: unknown } } };
+    const message = parseTrackInput({ agentId: 'Acme@rbm.goog', messageId: 'm/é 1'.replace(' ', '-'), phone: '+14155550100', staleIn: '10m', trafficType: 'AUTHENTICATION' });
+    const workflowId = guardWorkflowId(message.agentId, message.messageId);
+    const startedAt = '2026-12-04T10:11:12.013Z';
+    const input = { agentId: message.agentId, messageId: message.messageId, rules: GUARD_RULES, message, deferred: true } as const;
+    const filled = fillTemplate(c.deferredStart.statusBeforeFirstRun.template, { workflowId, agentId: input.agentId, messageId: input.messageId, staleAt: message.staleAt, startedAt });
+    expect(filled).toEqual(statusOf(initialGuard(workflowId, input, startedAt, GUARD_RULES)));
+    expect(c.deferredStart.minDelayMs).toBe(MIN_DEFER_MS);
+  });
+
+  it('defers only a guard that waits, and only when the wait is worth a start delay', () => {
+    const now = Date.parse('2026-12-04T10:00:00.000Z');
+    expect(startDelayMs({ staleAt: '2026-12-04T10:10:00.000Z' }, now)).toBe(600_000);
+    expect(startDelayMs({ staleAt: '2026-12-04T10:10:00.000Z', send: { text: 'hi' } }, now)).toBe(0);
+    expect(startDelayMs({ staleAt: new Date(now + MIN_DEFER_MS - 1).toISOString() }, now)).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 // Deferred starts (GuardClient's deferStart): a guard waits for its deadline in a start delay, not on a
 // timer. Until it runs, status answers from its start input; a cancel or an extend wakes it; its story
 // starts when it was started; a guard that sends the RBM message itself is never deferred. (The whole
-// outcome suite runs deferred too: RBM_GUARD_TEST_DEFER_START=1, in CI.)
+// outcome suite runs deferred too, by default; RBM_GUARD_TEST_DEFER_START=0 runs it with timers, in CI.)
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuardClient } from '../../client/guard-client.ts';

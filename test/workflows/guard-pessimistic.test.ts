@@ -11,8 +11,9 @@ import { sendAndTrack as sendAndTrackOn, startGuardStack, testMessage, type Guar
 
 let stack: GuardStack;
 let twilio: GuardStack;
-// RBM_GUARD_TEST_DEFER_START=1 runs the same paths with deferred starts (histories in rules4-deferred/).
-const histories = new HistoryRecorder(new URL(process.env.RBM_GUARD_TEST_DEFER_START === '1' ? '../histories/rules4-deferred/' : '../histories/rules4/', import.meta.url));
+// Guards start deferred, as by default (histories in rules4-deferred/); RBM_GUARD_TEST_DEFER_START=0
+// runs the same paths started at once with a deadline timer (histories in rules4/), in CI.
+const histories = new HistoryRecorder(new URL(process.env.RBM_GUARD_TEST_DEFER_START === '0' ? '../histories/rules4/' : '../histories/rules4-deferred/', import.meta.url));
 
 beforeAll(async () => {
   stack = await startGuardStack();

@@ -11,8 +11,9 @@ let stack: GuardStack;
 // records today's rules (GUARD_RULES 4, encrypted, key test-1) into test/histories/rules4/. The older
 // folders — test/histories/ and encrypted/ (rules 1), rules2/, rules3/ — hold guards of earlier rules: keep
 // them, they must replay.
-// RBM_GUARD_TEST_DEFER_START=1 runs the same paths with deferred starts (histories in rules4-deferred/).
-const histories = new HistoryRecorder(new URL(process.env.RBM_GUARD_TEST_DEFER_START === '1' ? '../histories/rules4-deferred/' : '../histories/rules4/', import.meta.url));
+// Guards start deferred, as by default (histories in rules4-deferred/); RBM_GUARD_TEST_DEFER_START=0
+// runs the same paths started at once with a deadline timer (histories in rules4/), in CI.
+const histories = new HistoryRecorder(new URL(process.env.RBM_GUARD_TEST_DEFER_START === '0' ? '../histories/rules4/' : '../histories/rules4-deferred/', import.meta.url));
 const recorded = { push: ({ name, workflowId }: { name: string; workflowId: string }) => histories.add(name, workflowId) };
 
 beforeAll(async () => {

@@ -116,7 +116,7 @@ it.each([2, 3, 4] as const)('replays every rules-%s history: the pessimistic pat
 
 // Rules 4 with deferred starts (GuardClient's deferStart): the same paths, each guard started with a
 // start delay until its deadline, recorded by guard.test.ts and guard-pessimistic.test.ts under
-// RBM_GUARD_TEST_DEFER_START=1.
+// default (RBM_GUARD_TEST_DEFER_START unset).
 it('replays every deferred rules-4 history', async () => {
   const files = rulesFiles('4-deferred');
   for (const path of ['delivered', 'revoked', 'read-first', 'cancel', 'extend', 'orphaned', 'twilio-maybe-twice']) expect(files).toContain(`${path}.json`);

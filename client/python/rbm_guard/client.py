@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Generator, Mapping
 
 import temporalio
@@ -32,6 +32,7 @@ from .contract import (
     normalize_agent_id,
     parse_guard_workflow_id,
 )
+from .deferred_start import may_not_have_run, start_delay_ms, status_before_first_run
 from .same_message import DifferentMessageError, held_message, message_differences
 from .track import ValidationError, iso, parse_date_time, parse_track_input
 
@@ -69,15 +70,21 @@ class TrackResult:
 
 class GuardClient:
     """`async with GuardClient.connect(address, keys) as guards:` opens a connection of its own and closes it
-    at the end. `GuardClient(client)` uses a Client someone else made; its owner's to close."""
+    at the end. `GuardClient(client)` uses a Client someone else made; its owner's to close.
 
-    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE) -> None:
+    `defer_start` (default on, as in TypeScript): a guard that only waits for its deadline starts with a
+    start delay until it instead of a deadline timer (one billable action less; deferred_start.py). Its
+    first workflow task then runs at the deadline, or when an RBM event, a cancel or an extend reaches it;
+    status() answers from its start input until then."""
+
+    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE, *, defer_start: bool = True) -> None:
         self._client: Client | None = client
         self._task_queue = task_queue
+        self._defer_start = defer_start
         self._runtime: Runtime | None = None  # the one connect() made: close() stops it
 
     @classmethod
-    def connect(cls, address: str, keys: str, namespace: str = "default", *, task_queue: str = DEFAULT_TASK_QUEUE, **kwargs: Any) -> "_Connecting":
+    def connect(cls, address: str, keys: str, namespace: str = "default", *, task_queue: str = DEFAULT_TASK_QUEUE, defer_start: bool = True, **kwargs: Any) -> "_Connecting":
         """A GuardClient on a connection and a Temporal runtime of its own: `async with
         GuardClient.connect(...) as guards:`, or `guards = await GuardClient.connect(...)` and
         `await guards.close()` when done. `kwargs` go to temporalio's Client.connect; with a `runtime`
@@ -87,7 +94,7 @@ class GuardClient:
         async def open_() -> GuardClient:
             runtime = Runtime(telemetry=TelemetryConfig()) if theirs is None else theirs  # Runtime.default()'s settings
             try:
-                guards = cls(await connect(address, keys, namespace, runtime=runtime, **kwargs), task_queue)
+                guards = cls(await connect(address, keys, namespace, runtime=runtime, **kwargs), task_queue, defer_start=defer_start)
             except BaseException:
                 if theirs is None:
                     _stop_runtime(runtime, None)
@@ -132,7 +139,8 @@ class GuardClient:
         data = {**(message or {}), **{(_camel(k) if _camel(k) in _TRACK_FIELDS else k): v for k, v in fields.items()}}
         tracked = parse_track_input(data)
         workflow_id = guard_workflow_id(tracked["agentId"], tracked["messageId"])
-        guard_input = {"agentId": tracked["agentId"], "messageId": tracked["messageId"], "rules": GUARD_RULES, "message": tracked}
+        delay_ms = start_delay_ms(tracked, datetime.now(timezone.utc)) if self._defer_start else 0
+        guard_input = {"agentId": tracked["agentId"], "messageId": tracked["messageId"], "rules": GUARD_RULES, "message": tracked, **({"deferred": True} if delay_ms else {})}
         stale_at = parse_date_time(tracked["staleAt"])
         try:
             handle = await self._temporal.start_workflow(
@@ -140,6 +148,7 @@ class GuardClient:
                 guard_input,
                 id=workflow_id,
                 task_queue=self._task_queue,
+                start_delay=timedelta(milliseconds=delay_ms) if delay_ms else None,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes([SearchAttributePair(_SA_AGENT, tracked["agentId"]), SearchAttributePair(_SA_STALE_AT, stale_at)]),
                 # In a deadline wave the server hands out an OTP's tasks before a promotion's.
@@ -173,9 +182,13 @@ class GuardClient:
         """State and timeline; for a closed guard its final status (no worker needed)."""
         handle = self._temporal.get_workflow_handle(_checked_id(workflow_id))
         desc = await handle.describe()
-        if desc.status == WorkflowExecutionStatus.RUNNING:
-            return await handle.query(QUERY_STATUS)
-        return await handle.result()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return await handle.result()
+        # A deferred guard that has run no workflow task yet (in its start delay, or past it in a deadline
+        # wave's backlog) has no worker to answer a query: its status is the one its start input gives.
+        if may_not_have_run(desc.raw_info) and (waiting := await status_before_first_run(self._temporal, handle.id)):
+            return waiting
+        return await handle.query(QUERY_STATUS)
 
     async def cancel(self, workflow_id: str, reason: str | None = None) -> dict[str, Any]:
         return await self._temporal.get_workflow_handle(_checked_id(workflow_id)).execute_update(UPDATE_CANCEL, {} if reason is None else {"reason": reason})

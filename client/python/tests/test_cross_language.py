@@ -108,3 +108,56 @@ def test_python_answers_the_same_message_like_every_client():
         print("XLANG " + json.dumps(out))
 
     run_closing(run())
+
+
+@needs_stack
+@pytest.mark.skipif("RBM_GUARD_XLANG_DEFER_MESSAGE_ID" not in ENV, reason="run by the deferred-start test")
+def test_python_tracks_a_deferred_guard_and_reads_its_status_at_once():
+    """A guard that only waits starts deferred (defer_start, on by default): no worker has run it, and
+    status() answers at once from its start input (deferred_start.py)."""
+
+    async def run():
+        g = await guards()
+        result = await g.track(
+            agent_id=ENV["RBM_GUARD_XLANG_AGENT_ID"],
+            message_id=ENV["RBM_GUARD_XLANG_DEFER_MESSAGE_ID"],
+            phone=ENV["RBM_GUARD_XLANG_PHONE"],
+            stale_in=ENV["RBM_GUARD_XLANG_STALE_IN"],
+            fallback_text=ENV["RBM_GUARD_XLANG_TEXT"],
+            traffic_type="AUTHENTICATION",
+            policy=POLICY,
+        )
+        assert result.created
+        info = (await g._temporal.get_workflow_handle(result.workflow_id).describe()).raw_info
+        assert info.execution_time.ToMilliseconds() > info.start_time.ToMilliseconds(), "started without a start delay"
+        began = time.monotonic()
+        status = await g.status(result.workflow_id)
+        elapsed = time.monotonic() - began
+        assert elapsed < 5, elapsed
+        assert (status["workflowId"], status["state"], status["outcome"]) == (result.workflow_id, "AWAITING_DELIVERY", None), status
+        assert [t["event"] for t in status["timeline"]] == ["TRACKED"], status
+        print("XLANG " + json.dumps(status))
+
+    run_closing(run())
+
+
+@needs_stack
+@pytest.mark.skipif("RBM_GUARD_XLANG_STATUS_ID" not in ENV, reason="run by the deferred-start test")
+def test_python_prints_a_guard_status():
+    async def run():
+        g = await guards()
+        print("XLANG " + json.dumps(await g.status(ENV["RBM_GUARD_XLANG_STATUS_ID"])))
+
+    run_closing(run())
+
+
+@needs_stack
+@pytest.mark.skipif("RBM_GUARD_XLANG_CANCEL_ID" not in ENV, reason="run by the deferred-start test")
+def test_python_cancels_a_guard():
+    async def run():
+        g = await guards()
+        status = await g.cancel(ENV["RBM_GUARD_XLANG_CANCEL_ID"], "cancelled from python")
+        assert status["outcome"] == "CANCELLED", status
+        print("XLANG " + json.dumps(status))
+
+    run_closing(run())
