@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DifferentMessageError } from '../../client/guard-client.ts';
+import { DifferentMessageError, GuardClient } from '../../client/guard-client.ts';
 import type { TrackInput } from '../../client/track-input.ts';
 import { guardStartOptions } from '../../client/start-options.ts';
 import { createLogger } from '../../config/logger.ts';
@@ -47,6 +47,24 @@ function clientTest(lang: 'python' | 'go', test: string, env: Record<string, str
 }
 const pytest = (test: string, env: Record<string, string>) => clientTest('python', test, env);
 const reported = (out: string) => JSON.parse(/^XLANG (.*)$/m.exec(out)?.[1] ?? 'null') as { workflowId: string; outcome: string } | null;
+
+/** TypeScript tracks a guard deferred (in its start delay, no worker ran it); the other client's status of it must be TypeScript's. */
+async function readsTypeScriptsDeferredStatus(lang: 'python' | 'go', test: string, printed: (out: string) => unknown): Promise<void> {
+  const deferring = new GuardClient(stack.client, stack.taskQueue, { deferStart: true });
+  const m = testMessage(`ts-defers-${lang}`);
+  const { workflowId } = await deferring.track({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, staleIn: '60s', fallbackText: 'ts code', policy: m.policy });
+  try {
+    const described = await stack.client.workflow.getHandle(workflowId).describe();
+    expect(described.executionTime?.getTime()).toBeGreaterThan(described.startTime.getTime()); // started with a start delay
+    const ts = await deferring.status(workflowId);
+    expect(ts).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null });
+    const run = await clientTest(lang, test, { RBM_GUARD_XLANG_STATUS_ID: workflowId });
+    expect(run.code, run.out).toBe(0);
+    expect(printed(run.out)).toEqual(ts);
+  } finally {
+    await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
+  }
+}
 
 describe('Python client against the TypeScript worker', () => {
   it('has its venv', () => {
@@ -116,21 +134,7 @@ describe('Python client against the TypeScript worker', () => {
   }, 60_000);
 
   it('TypeScript tracks deferred; Python reads exactly the status TypeScript gives', async () => {
-    const { GuardClient } = await import('../../client/guard-client.ts');
-    const deferring = new GuardClient(stack.client, stack.taskQueue, { deferStart: true });
-    const m = testMessage('ts-defers');
-    const { workflowId } = await deferring.track({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, staleIn: '60s', fallbackText: 'ts code', policy: m.policy });
-    try {
-      const described = await stack.client.workflow.getHandle(workflowId).describe();
-      expect(described.executionTime?.getTime()).toBeGreaterThan(described.startTime.getTime()); // started with a start delay
-      const ts = await deferring.status(workflowId);
-      expect(ts).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null });
-      const run = await pytest('test_python_prints_a_guard_status', { RBM_GUARD_XLANG_STATUS_ID: workflowId });
-      expect(run.code, run.out).toBe(0);
-      expect(reported(run.out)).toEqual(ts);
-    } finally {
-      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
-    }
+    await readsTypeScriptsDeferredStatus('python', 'test_python_prints_a_guard_status', reported);
   }, 60_000);
 });
 
@@ -187,22 +191,7 @@ describe('Go client against the TypeScript worker', () => {
   }, 120_000);
 
   it('TypeScript tracks deferred; Go reads exactly the status TypeScript gives', async () => {
-    const { GuardClient } = await import('../../client/guard-client.ts');
-    const deferring = new GuardClient(stack.client, stack.taskQueue, { deferStart: true });
-    const m = testMessage('ts-defers-go');
-    const { workflowId } = await deferring.track({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, staleIn: '60s', fallbackText: 'ts code', policy: m.policy });
-    try {
-      const described = await stack.client.workflow.getHandle(workflowId).describe();
-      expect(described.executionTime?.getTime()).toBeGreaterThan(described.startTime.getTime()); // started with a start delay
-      const ts = await deferring.status(workflowId);
-      expect(ts).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null });
-      const run = await clientTest('go', 'TestCrossLanguageGoStatus', { RBM_GUARD_XLANG_STATUS_ID: workflowId });
-      expect(run.code, run.out).toBe(0);
-      expect(run.out).toMatch(/--- PASS: TestCrossLanguageGoStatus/);
-      expect(goStatus(run.out)).toEqual(ts);
-    } finally {
-      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
-    }
+    await readsTypeScriptsDeferredStatus('go', 'TestCrossLanguageGoStatus', goStatus);
   }, 120_000);
 });
 
