@@ -48,6 +48,16 @@ function clientTest(lang: 'python' | 'go', test: string, env: Record<string, str
 const pytest = (test: string, env: Record<string, string>) => clientTest('python', test, env);
 const reported = (out: string) => JSON.parse(/^XLANG (.*)$/m.exec(out)?.[1] ?? 'null') as { workflowId: string; outcome: string } | null;
 
+/** TypeScript's status of a guard another client tracked is what that client printed; that client's cancel then closes it, no SMS. */
+async function agreesThenCancels(lang: 'python' | 'go', cancelTest: string, workflowId: string, printed: unknown, phone: string): Promise<void> {
+  expect(await stack.guards.status(workflowId)).toEqual(printed);
+  const cancel = await clientTest(lang, cancelTest, { RBM_GUARD_XLANG_CANCEL_ID: workflowId });
+  expect(cancel.code, cancel.out).toBe(0);
+  expect(reported(cancel.out)).toMatchObject({ workflowId, outcome: 'CANCELLED' });
+  expect((await stack.result(workflowId)).outcome).toBe('CANCELLED');
+  expect(stack.sink.sentTo(phone)).toEqual([]);
+}
+
 /** TypeScript tracks a guard deferred (in its start delay, no worker ran it); the other client's status of it must be TypeScript's. */
 async function readsTypeScriptsDeferredStatus(lang: 'python' | 'go', test: string, printed: (out: string) => unknown): Promise<void> {
   const deferring = new GuardClient(stack.client, stack.taskQueue, { deferStart: true });
@@ -122,12 +132,7 @@ describe('Python client against the TypeScript worker', () => {
       const printed = reported(run.out);
       expect(printed).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED', state: 'AWAITING_DELIVERY' }] });
       // TypeScript reads the same status from the start input the Python codec encrypted.
-      expect(await stack.guards.status(workflowId)).toEqual(printed);
-      const cancel = await pytest('test_python_cancels_a_guard', { RBM_GUARD_XLANG_CANCEL_ID: workflowId });
-      expect(cancel.code, cancel.out).toBe(0);
-      expect(reported(cancel.out)).toMatchObject({ workflowId, outcome: 'CANCELLED' });
-      expect((await stack.result(workflowId)).outcome).toBe('CANCELLED');
-      expect(stack.sink.sentTo(m.phone)).toEqual([]);
+      await agreesThenCancels('python', 'test_python_cancels_a_guard', workflowId, printed, m.phone);
     } finally {
       await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
     }
@@ -179,12 +184,7 @@ describe('Go client against the TypeScript worker', () => {
       expect(printed).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED', state: 'AWAITING_DELIVERY' }] });
       // Still in its start delay (no workflow task ran): TypeScript too answers from the start input Go encrypted.
       expect((await stack.client.workflow.getHandle(workflowId).describe()).historyLength).toBe(1);
-      expect(await stack.guards.status(workflowId)).toEqual(printed);
-      const cancel = await clientTest('go', 'TestCrossLanguageGoCancels', { RBM_GUARD_XLANG_CANCEL_ID: workflowId });
-      expect(cancel.code, cancel.out).toBe(0);
-      expect(reported(cancel.out)).toMatchObject({ workflowId, outcome: 'CANCELLED' });
-      expect((await stack.result(workflowId)).outcome).toBe('CANCELLED');
-      expect(stack.sink.sentTo(m.phone)).toEqual([]);
+      await agreesThenCancels('go', 'TestCrossLanguageGoCancels', workflowId, printed, m.phone);
     } finally {
       await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
     }
