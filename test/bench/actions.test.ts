@@ -1,5 +1,6 @@
 // What a guarded message costs in Temporal Cloud actions, read from the recorded rules-4 histories
-// (timer-started and deferred) with the bench's own counter (bench/lib/history.ts): the cost goals, held in CI.
+// (deferred, the default, and timer-started, RBM_GUARD_DEFER_START=off) with the bench's own counter
+// (bench/lib/history.ts): the cost goals, held in CI.
 import { readFileSync } from 'node:fs';
 import proto from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
@@ -8,11 +9,11 @@ import { billableActions } from '../../bench/lib/history.ts';
 const events = (name: string, folder = 'rules4') =>
   (proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(new URL(`../histories/${folder}/${name}.json`, import.meta.url), 'utf8'))).events ?? []);
 
-it('the delivered path costs 4 actions: start, timer, the DELIVERED signal, the outcome upsert', () => {
+it('timer-started, the delivered path costs 4 actions: start, timer, the DELIVERED signal, the outcome upsert', () => {
   expect(billableActions(events('delivered'))).toBe(4);
 });
 
-it('the revoke → SMS path costs 5: start, timer, revoke, SMS, the outcome upsert (floor + 1)', () => {
+it('timer-started, the revoke → SMS path costs 5: start, timer, revoke, SMS, the outcome upsert (floor + 1)', () => {
   expect(billableActions(events('revoked'))).toBe(5);
 });
 
@@ -20,7 +21,7 @@ it('each activity retry is an action: a revoke answered 503 then 200 costs one m
   expect(billableActions(events('revoke-5xx'))).toBe(6);
 });
 
-describe('deferred starts (GuardClient deferStart): no deadline timer', () => {
+describe('deferred starts (the default, client/deferred-start.ts): no deadline timer', () => {
   const deferred = (name: string) => events(name, 'rules4-deferred');
 
   it('delivered costs 3: start, the DELIVERED signal-with-start, the outcome upsert', () => {
