@@ -48,7 +48,7 @@ export async function statusBeforeFirstRun(client: Client, workflowId: string): 
   return statusOf(initialGuard(workflowId, input, new Date(startedAt).toISOString(), input.rules ?? 1));
 }
 
-/** Placeholders of STATUS_BEFORE_FIRST_RUN's template, each filled from the guard's start. */
+/** The placeholders of statusBeforeFirstRunTemplate(), each filled from the guard's start. */
 export const STATUS_PLACEHOLDERS = {
   workflowId: 'the workflow id',
   agentId: 'GuardInput.agentId',

@@ -106,8 +106,9 @@ export const envSchema = z.object({
   FALLBACK_HTTP_MESSAGES_PER_SECOND: opt(messagesPerSecond),
 
   /**
-   * `on`: the HTTP API and the CLI start every guard that waits for its deadline with a start delay
-   * until it instead of a timer (GuardClient's deferStart): one billable action less per message.
+   * `on` (default): the HTTP API and the CLI start every guard that waits for its deadline with a start
+   * delay until it instead of a timer (GuardClient's deferStart, client/deferred-start.ts): one billable
+   * action less per message. `off`: every guard starts at once, with a deadline timer.
    */
   RBM_GUARD_DEFER_START: withDefault(z.enum(['on', 'off']), 'on'),
 

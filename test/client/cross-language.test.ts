@@ -48,14 +48,37 @@ function clientTest(lang: 'python' | 'go', test: string, env: Record<string, str
 const pytest = (test: string, env: Record<string, string>) => clientTest('python', test, env);
 const reported = (out: string) => JSON.parse(/^XLANG (.*)$/m.exec(out)?.[1] ?? 'null') as { workflowId: string; outcome: string } | null;
 
-/** TypeScript's status of a guard another client tracked is what that client printed; that client's cancel then closes it, no SMS. */
-async function agreesThenCancels(lang: 'python' | 'go', cancelTest: string, workflowId: string, printed: unknown, phone: string): Promise<void> {
-  expect(await stack.guards.status(workflowId)).toEqual(printed);
-  const cancel = await clientTest(lang, cancelTest, { RBM_GUARD_XLANG_CANCEL_ID: workflowId });
-  expect(cancel.code, cancel.out).toBe(0);
-  expect(reported(cancel.out)).toMatchObject({ workflowId, outcome: 'CANCELLED' });
-  expect((await stack.result(workflowId)).outcome).toBe('CANCELLED');
-  expect(stack.sink.sentTo(phone)).toEqual([]);
+/**
+ * Another client tracks a message deferred (staleIn 60s) and prints its status at once: AWAITING_DELIVERY
+ * from the start input, the guard still in its start delay. TypeScript's status is the same; that
+ * client's cancel then closes it CANCELLED, and no SMS goes out.
+ */
+async function tracksDeferredThenCancels(lang: 'python' | 'go', trackTest: string, cancelTest: string, printedStatus: (out: string) => unknown): Promise<void> {
+  const m = testMessage(`${lang}-defers`);
+  const workflowId = guardWorkflowId(m.agentId, m.messageId);
+  stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
+  try {
+    const run = await clientTest(lang, trackTest, {
+      RBM_GUARD_XLANG_AGENT_ID: m.agentId,
+      RBM_GUARD_XLANG_DEFER_MESSAGE_ID: m.messageId,
+      RBM_GUARD_XLANG_PHONE: m.phone,
+      RBM_GUARD_XLANG_STALE_IN: '60s',
+      RBM_GUARD_XLANG_TEXT: `${lang} deferred code`,
+    });
+    expect(run.code, run.out).toBe(0);
+    const printed = printedStatus(run.out);
+    expect(printed).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED', state: 'AWAITING_DELIVERY' }] });
+    // Still in its start delay (no workflow task ran): TypeScript too answers from the start input that client encrypted.
+    expect((await stack.client.workflow.getHandle(workflowId).describe()).historyLength).toBe(1);
+    expect(await stack.guards.status(workflowId)).toEqual(printed);
+    const cancel = await clientTest(lang, cancelTest, { RBM_GUARD_XLANG_CANCEL_ID: workflowId });
+    expect(cancel.code, cancel.out).toBe(0);
+    expect(reported(cancel.out)).toMatchObject({ workflowId, outcome: 'CANCELLED' });
+    expect((await stack.result(workflowId)).outcome).toBe('CANCELLED');
+    expect(stack.sink.sentTo(m.phone)).toEqual([]);
+  } finally {
+    await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
+  }
 }
 
 /** TypeScript tracks a guard deferred (in its start delay, no worker ran it); the other client's status of it must be TypeScript's. */
@@ -115,27 +138,7 @@ describe('Python client against the TypeScript worker', () => {
   // Deferred starts (client/deferred-start.ts): a guard in its start delay has run nothing, so no worker
   // answers a query; each client's status() answers from the start input, by the contract's template.
   it('Python tracks deferred; its status answers at once and TypeScript agrees; Python cancels it: no SMS', async () => {
-    const m = testMessage('py-defers');
-    const text = `python code ${m.messageId.slice(-6)}`;
-    stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
-    const workflowId = guardWorkflowId(m.agentId, m.messageId);
-    try {
-      const run = await pytest('test_python_tracks_a_deferred_guard_and_reads_its_status_at_once', {
-        RBM_GUARD_XLANG_AGENT_ID: m.agentId,
-        RBM_GUARD_XLANG_DEFER_MESSAGE_ID: m.messageId,
-        RBM_GUARD_XLANG_PHONE: m.phone,
-        RBM_GUARD_XLANG_STALE_IN: '60s',
-        RBM_GUARD_XLANG_TEXT: text,
-      });
-      expect(run.code, run.out).toBe(0);
-      expect(run.out).toMatch(/1 passed/);
-      const printed = reported(run.out);
-      expect(printed).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED', state: 'AWAITING_DELIVERY' }] });
-      // TypeScript reads the same status from the start input the Python codec encrypted.
-      await agreesThenCancels('python', 'test_python_cancels_a_guard', workflowId, printed, m.phone);
-    } finally {
-      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
-    }
+    await tracksDeferredThenCancels('python', 'test_python_tracks_a_deferred_guard_and_reads_its_status_at_once', 'test_python_cancels_a_guard', reported);
   }, 60_000);
 
   it('TypeScript tracks deferred; Python reads exactly the status TypeScript gives', async () => {
@@ -172,22 +175,7 @@ describe('Go client against the TypeScript worker', () => {
   const goStatus = (out: string) => (JSON.parse(/^XLANG (.*)$/m.exec(out)?.[1] ?? 'null') as { status: unknown } | null)?.status;
 
   it('Go tracks deferred; Go and TypeScript read the same status before any worker ran it; Go cancels it', async () => {
-    const m = testMessage('go-defers');
-    const workflowId = guardWorkflowId(m.agentId, m.messageId);
-    stack.sim.registerSent({ agentId: m.agentId, messageId: m.messageId, phone: m.phone, plan: { deliverAfterMs: null } });
-    try {
-      const env = { RBM_GUARD_XLANG_AGENT_ID: m.agentId, RBM_GUARD_XLANG_DEFER_MESSAGE_ID: m.messageId, RBM_GUARD_XLANG_PHONE: m.phone, RBM_GUARD_XLANG_TEXT: 'go deferred code' };
-      const run = await clientTest('go', 'TestCrossLanguageGoTracksDeferred', env);
-      expect(run.code, run.out).toBe(0);
-      expect(run.out).toMatch(/--- PASS: TestCrossLanguageGoTracksDeferred/);
-      const printed = goStatus(run.out);
-      expect(printed).toMatchObject({ workflowId, state: 'AWAITING_DELIVERY', outcome: null, timeline: [{ event: 'TRACKED', state: 'AWAITING_DELIVERY' }] });
-      // Still in its start delay (no workflow task ran): TypeScript too answers from the start input Go encrypted.
-      expect((await stack.client.workflow.getHandle(workflowId).describe()).historyLength).toBe(1);
-      await agreesThenCancels('go', 'TestCrossLanguageGoCancels', workflowId, printed, m.phone);
-    } finally {
-      await stack.client.workflow.getHandle(workflowId).terminate('test done').catch(() => undefined);
-    }
+    await tracksDeferredThenCancels('go', 'TestCrossLanguageGoTracksDeferred', 'TestCrossLanguageGoCancels', goStatus);
   }, 120_000);
 
   it('TypeScript tracks deferred; Go reads exactly the status TypeScript gives', async () => {
